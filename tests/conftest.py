@@ -1,0 +1,31 @@
+"""Shared fixtures: where the data lives, and a clean Keras state for every test."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_TFDS_DIR = REPO_ROOT.parent / "shared" / "data" / "tensorflow_datasets"
+
+
+@pytest.fixture(scope="session")
+def tfds_data_dir():
+    """The tfds data dir: $TFDS_DATA_DIR, else ../shared's prepared copy, else tfds's default."""
+    if os.environ.get("TFDS_DATA_DIR"):
+        return os.environ["TFDS_DATA_DIR"]
+    if SHARED_TFDS_DIR.is_dir():
+        return str(SHARED_TFDS_DIR)
+    return None  # tfds's own default (~/tensorflow_datasets), downloading where needed
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Each test starts from a clean Keras session and the float32 policy."""
+    keras.utils.clear_session()
+    keras.config.set_dtype_policy("float32")
+    yield
+    keras.config.set_dtype_policy("float32")

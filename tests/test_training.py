@@ -1,0 +1,119 @@
+"""Training with the cells: fit under mixed precision and XLA, and the guide's two models."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import CELL_NAMES
+
+import rnn_keras
+
+
+def regression_model(cell_name):
+    inputs = keras.Input((None, 5))
+    x = keras.layers.RNN(rnn_keras.get_cell(cell_name)(8, dropout=0.1), return_sequences=True)(
+        inputs
+    )
+    x = keras.layers.RNN(rnn_keras.get_cell(cell_name)(8))(x)
+    return keras.Model(inputs, keras.layers.Dense(1, dtype="float32")(x))
+
+
+def fit_one_step(model, **compile_kwargs):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 6, 5)).astype("float32")
+    y = rng.standard_normal((16, 1)).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", **compile_kwargs)
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    changed = [not np.allclose(a, b) for a, b in zip(before, model.get_weights(), strict=True)]
+    assert all(changed), "every weight should move after one Adam step"
+    return model
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_fit_step_under_mixed_float16(cell_name):
+    keras.config.set_dtype_policy("mixed_float16")
+    model = regression_model(cell_name)
+    cell = model.layers[1].cell
+    assert cell.compute_dtype == "float16" and cell.kernel.dtype == "float32"
+    assert model.layers[1].output.dtype == "float16"
+    fit_one_step(model)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_fit_step_with_jit_compile(cell_name):
+    model = fit_one_step(regression_model(cell_name), jit_compile=True)
+    assert model.jit_compile
+
+
+def test_jit_compiled_forward_equals_eager():
+    layer = keras.layers.RNN(rnn_keras.GRUCell(6), return_sequences=True)
+    x = tf.constant(np.random.default_rng(1).standard_normal((2, 9, 5)), tf.float32)
+    eager = layer(x)
+    compiled = tf.function(lambda v: layer(v), jit_compile=True)(x)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_sequence_classifier_learns_a_toy_task(cell_name, pooling):
+    """Label = whether token 1 appears: a stacked bidirectional classifier gets it right."""
+    rng = np.random.default_rng(2)
+    ids = rng.integers(2, 10, (256, 12))
+    lengths = rng.integers(4, 13, 256)
+    labels = rng.integers(0, 2, 256)
+    for row, (length, label) in enumerate(zip(lengths, labels, strict=True)):
+        if label:
+            ids[row, rng.integers(0, length)] = 1
+        ids[row, length:] = 0
+    model = rnn_keras.SequenceClassifier(
+        num_classes=2,
+        cell=cell_name,
+        units=16,
+        num_layers=2,
+        bidirectional=True,
+        pooling=pooling,
+        vocabulary_size=10,
+        embedding_dim=8,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history = model.fit(ids, labels, batch_size=32, epochs=8, verbose=0)
+    assert history.history["accuracy"][-1] > 0.9
+
+
+def test_sequence_classifier_on_float_features():
+    model = rnn_keras.SequenceClassifier(num_classes=3, cell="simple", units=4, input_dim=6)
+    assert model.predict(np.zeros((2, 5, 6), "float32"), verbose=0).shape == (2, 3)
+    clone = rnn_keras.SequenceClassifier.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+
+
+def test_char_rnn_stateful_windows_equal_one_long_pass():
+    """Truncated BPTT's premise: a stateful model on consecutive windows sees the whole text."""
+    ids = np.random.default_rng(3).integers(0, 11, (4, 12)).astype("int32")
+    whole = rnn_keras.CharRNN(11, cell="lstm", units=6, num_layers=2, embedding_dim=5)
+    stateful = rnn_keras.CharRNN(
+        11, cell="lstm", units=6, num_layers=2, embedding_dim=5, stateful=True, batch_size=4
+    )
+    stateful.set_weights(whole.get_weights())
+    windows = [stateful(ids[:, i : i + 4]) for i in range(0, 12, 4)]
+    np.testing.assert_allclose(np.concatenate(windows, axis=1), whole(ids), rtol=1e-5, atol=1e-6)
+    stateful.reset_states()
+    np.testing.assert_allclose(stateful(ids[:, :4]), whole(ids[:, :4]), rtol=1e-5, atol=1e-6)
+
+
+def test_model_arguments_are_checked():
+    with pytest.raises(ValueError, match="Unknown cell 'rnn'.*'gru', 'lstm', 'simple'"):
+        rnn_keras.SequenceClassifier(cell="rnn", vocabulary_size=5)
+    with pytest.raises(ValueError, match="pooling.*Received: pooling='first'"):
+        rnn_keras.SequenceClassifier(pooling="first", vocabulary_size=5)
+    with pytest.raises(ValueError, match="exactly one of `vocabulary_size`"):
+        rnn_keras.SequenceClassifier()
+    with pytest.raises(ValueError, match="needs a fixed `batch_size`"):
+        rnn_keras.CharRNN(10, stateful=True)
