@@ -1,7 +1,8 @@
 """rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers."""
 
 from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
-from rnn_keras.models import CharRNN, MaskedGlobalMaxPooling1D, SequenceClassifier, recurrent_layer
+from rnn_keras.models import CharRNN, MaskedGlobalPooling1D, SequenceClassifier, recurrent_layer
+from rnn_keras.text import ReviewStandardizer
 
 __version__ = "0.1.0"
 
@@ -10,7 +11,8 @@ __all__ = [
     "CharRNN",
     "GRUCell",
     "LSTMCell",
-    "MaskedGlobalMaxPooling1D",
+    "MaskedGlobalPooling1D",
+    "ReviewStandardizer",
     "SequenceClassifier",
     "SimpleRNNCell",
     "get_cell",

@@ -11,7 +11,7 @@ from keras import ops
 
 from rnn_keras.cells import get_cell
 
-__all__ = ["recurrent_layer", "MaskedGlobalMaxPooling1D", "SequenceClassifier", "CharRNN"]
+__all__ = ["recurrent_layer", "MaskedGlobalPooling1D", "SequenceClassifier", "CharRNN"]
 
 _POOLINGS = ("last", "mean", "max")
 
@@ -51,28 +51,47 @@ def recurrent_layer(
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class MaskedGlobalMaxPooling1D(keras.layers.Layer):
-    """Max over the time steps that the mask keeps: `(batch, time, features) -> (batch, features)`.
+class MaskedGlobalPooling1D(keras.layers.Layer):
+    """Mean or max over the unmasked time steps: `(batch, time, features) -> (batch, features)`.
 
-    `keras.layers.GlobalMaxPooling1D` ignores masks, so padded steps (zeros
-    inside `Bidirectional`) would take part in the max.
+    Unlike `keras.layers.GlobalMaxPooling1D`, the max ignores padded steps
+    (zeros inside `Bidirectional`, which would otherwise take part). Unlike
+    `keras.layers.GlobalAveragePooling1D`, a sequence with no unmasked step (an
+    empty text) pools to zeros instead of NaN.
+
+    Args:
+        mode: "mean" or "max".
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, mode="max", **kwargs):
+        if mode not in ("mean", "max"):
+            raise ValueError(
+                f"MaskedGlobalPooling1D: `mode` must be 'mean' or 'max'. Received: mode={mode!r}"
+            )
         super().__init__(**kwargs)
+        self.mode = mode
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
-        if mask is not None:
-            keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
-            inputs = ops.where(keep, inputs, ops.full_like(inputs, float("-inf")))
-        return ops.max(inputs, axis=1)
+        if mask is None:
+            return ops.max(inputs, axis=1) if self.mode == "max" else ops.mean(inputs, axis=1)
+        keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
+        count = ops.sum(ops.cast(keep, inputs.dtype), axis=1)
+        if self.mode == "mean":
+            total = ops.sum(ops.where(keep, inputs, ops.zeros_like(inputs)), axis=1)
+            return total / ops.maximum(count, 1)
+        lowest = ops.full_like(inputs, float("-inf"))
+        pooled = ops.max(ops.where(keep, inputs, lowest), axis=1)
+        return ops.where(count > 0, pooled, ops.zeros_like(pooled))
 
     def compute_mask(self, inputs, mask=None):
         return None
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
@@ -156,10 +175,8 @@ class SequenceClassifier(keras.Model):
             )(x)
             if dropout and not is_last:
                 x = keras.layers.Dropout(dropout, name=f"dropout_{index}")(x)
-        if pooling == "mean":
-            x = keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
-        elif pooling == "max":
-            x = MaskedGlobalMaxPooling1D(name="max_pool")(x)
+        if pooling != "last":
+            x = MaskedGlobalPooling1D(pooling, name=f"{pooling}_pool")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name="output_dropout")(x)
         outputs = keras.layers.Dense(num_classes, activation=output_activation, name="classes")(x)

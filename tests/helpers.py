@@ -25,3 +25,46 @@ def build_rnn(cell_name, units, input_dim, seed=0, dtype=None, **rnn_kwargs):
     layer.build((None, None, input_dim))
     randomize_weights(layer, seed)
     return layer
+
+
+_BLOCK_RNN_KERAS = """
+import sys
+sys.modules["rnn_keras"] = None  # from here on, `import rnn_keras` raises ImportError
+try:
+    import rnn_keras  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("rnn_keras is importable in the fresh process")
+"""
+
+
+def run_without_rnn_keras(code, payload, cwd, timeout=600):
+    """Run `code` in a fresh Python process that cannot import rnn_keras.
+
+    `payload` goes to the process as JSON on stdin (`request` in `code`); whatever
+    the code stores in `response` comes back, decoded from JSON.
+    """
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    program = (
+        _BLOCK_RNN_KERAS
+        + "import json, os\nos.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')\n"
+        + "request = json.load(sys.stdin)\nresponse = None\n"
+        + textwrap.dedent(code)
+        + "\nprint('@@RESPONSE@@' + json.dumps(response))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    marker = result.stdout.rindex("@@RESPONSE@@")
+    return json.loads(result.stdout[marker + len("@@RESPONSE@@") :])

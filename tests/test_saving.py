@@ -1,14 +1,9 @@
 """Round trips: get_config/from_config, .keras files, and SavedModel in a fresh process."""
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
-from helpers import CELL_NAMES, randomize_weights
+from helpers import CELL_NAMES, randomize_weights, run_without_rnn_keras
 
 import rnn_keras
 
@@ -89,27 +84,15 @@ def test_models_keras_file_round_trip(tmp_path):
         )
 
 
-FRESH_PROCESS_LOADER = textwrap.dedent(
-    """
-    import json, sys
-    sys.modules["rnn_keras"] = None  # importing rnn_keras now raises ImportError
-    try:
-        import rnn_keras  # noqa: F401
-        raise SystemExit("rnn_keras is importable in the fresh process")
-    except ImportError:
-        pass
-    import numpy as np
-    import tensorflow as tf
+SERVE_IN_FRESH_PROCESS = """
+import tensorflow as tf
 
-    request = json.load(sys.stdin)
-    outputs = {}
-    for name, path in request["models"].items():
-        loaded = tf.saved_model.load(path)
-        for key, x in request["inputs"].items():
-            outputs[f"{name}/{key}"] = loaded.serve(tf.constant(x, tf.float32)).numpy().tolist()
-    json.dump(outputs, sys.stdout)
-    """
-)
+response = {}
+for name, path in request["models"].items():
+    loaded = tf.saved_model.load(path)
+    for key, x in request["inputs"].items():
+        response[f"{name}/{key}"] = loaded.serve(tf.constant(x, tf.float32)).numpy().tolist()
+"""
 
 
 def test_export_loads_without_rnn_keras_in_fresh_process(tmp_path):
@@ -125,16 +108,7 @@ def test_export_loads_without_rnn_keras_in_fresh_process(tmp_path):
         models[cell_name].export(paths[cell_name], verbose=False)
 
     request = {"models": paths, "inputs": {k: v.tolist() for k, v in inputs.items()}}
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_LOADER],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    served = json.loads(result.stdout)
+    served = run_without_rnn_keras(SERVE_IN_FRESH_PROCESS, request, cwd=tmp_path)
     for cell_name, model in models.items():
         for key, x in inputs.items():
             np.testing.assert_allclose(

@@ -117,3 +117,15 @@ def test_model_arguments_are_checked():
         rnn_keras.SequenceClassifier()
     with pytest.raises(ValueError, match="needs a fixed `batch_size`"):
         rnn_keras.CharRNN(10, stateful=True)
+
+
+@pytest.mark.parametrize("mode", ["mean", "max"])
+def test_masked_pooling_ignores_padding_and_empty_rows(mode):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 6, 2)).astype("float32") - 5.0  # all negative: 0-padding would win
+    mask = np.array([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]], bool)
+    pooled = np.asarray(rnn_keras.MaskedGlobalPooling1D(mode)(x, mask=mask))
+    reduce = np.mean if mode == "mean" else np.max
+    np.testing.assert_allclose(pooled[0], reduce(x[0, :3], axis=0), rtol=1e-6)
+    np.testing.assert_allclose(pooled[1], reduce(x[1], axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(pooled[2], 0.0)  # an empty text pools to zeros, not NaN/-inf

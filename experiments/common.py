@@ -1,0 +1,114 @@
+"""What both experiments share: run folders, machine facts, plots and atomic exports."""
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def quiet_tensorflow():
+    """Silence TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def new_run_dir(out, experiment):
+    """The run folder: `out` if given, else `runs/<experiment>-<UTC timestamp>`."""
+    if out is None:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        out = REPO_ROOT / "runs" / f"{experiment}-{stamp}"
+    run_dir = Path(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def machine_info():
+    """Facts that make a measured figure comparable: CPU, cores, library versions."""
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def write_json(path, data):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def plot_history(history, path, metrics, title):
+    """One learning-curve PNG: each metric for train and validation, per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            values = history.get(prefix + metric)
+            if values:
+                axis.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def atomic_replace(write, target):
+    """Call `write(tmp_path)` beside `target`, then move the result into place.
+
+    An interrupted write leaves the previous `target` untouched and at most a
+    `.tmp-*` sibling. A file is swapped in one atomic rename. A directory cannot
+    be, so an existing one is first renamed aside, the new one renamed in, and
+    the old one deleted: `target` is never a partial export, only briefly absent.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The suffix stays last: Keras picks the format of a saved model by it.
+    tmp = target.with_name(f"{target.stem}.tmp-{os.getpid()}{target.suffix}")
+    old = target.with_name(f"{target.name}.old-{os.getpid()}")
+    for leftover in (tmp, old):
+        _remove(leftover)
+    try:
+        write(tmp)
+        if target.is_dir() and not target.is_symlink():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    finally:
+        _remove(tmp)
+        _remove(old)
+    return target
+
+
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

@@ -1,0 +1,385 @@
+"""IMDB sentiment with rnn_keras cells: train, evaluate on the 25,000 test reviews, export.
+
+    python experiments/imdb.py                     # train the default model (the main job)
+    python experiments/imdb.py --quick --out /tmp/run   # a minutes-long smoke run
+    python experiments/imdb.py predict "A moving, beautifully shot film."
+    echo "Dull and far too long." | python experiments/imdb.py predict
+
+Training writes one run folder (`--out`, default `runs/imdb-<time>`): `config.json`,
+`metrics.json` (test accuracy and loss, per-epoch history, wall time, machine),
+`learning_curve.png`, TensorBoard logs and the `BackupAndRestore` checkpoint that
+lets a killed run resume where it stopped. It exports into `--export-dir`
+(default `saved_models/`; the run folder with `--quick`):
+
+* `imdb/`: a SavedModel whose `serve` endpoint maps raw review text, `tf.string`
+  of shape [None], to the probability that each review is positive, float32 of
+  shape [None]. It loads with `tf.saved_model.load` and needs no code of ours.
+* `imdb.keras`: the same model (raw strings in) for `keras.saving.load_model`.
+
+Validation is a fixed, seeded 10% of the training split; the test split is read
+once, after training, for the final figure.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+common.quiet_tensorflow()
+
+# The default configuration: the one whose figures saved_models/README.md reports.
+DEFAULTS = {
+    "cell": "lstm",
+    "bidirectional": True,
+    "layers": 1,
+    "units": 128,
+    "embedding_dim": 128,
+    "pooling": "max",
+    "max_tokens": 20000,
+    "max_length": 400,
+    "dropout": 0.3,
+    "recurrent_dropout": 0.0,
+    "epochs": 6,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "clipnorm": 1.0,
+    "patience": 2,
+    "val_fraction": 0.1,
+    "seed": 1337,
+}
+# --quick: the same code path on a few hundred reviews, for tests and smoke runs.
+QUICK = {
+    "train_examples": 400,
+    "test_examples": 200,
+    "units": 16,
+    "embedding_dim": 16,
+    "max_tokens": 2000,
+    "max_length": 64,
+    "epochs": 1,
+    "batch_size": 32,
+}
+MAX_CHARS_PER_TOKEN = 20  # the text cap: max_length tokens read at most this many bytes each
+SERVE_SIGNATURE_NAME = "serve"
+
+
+def parse_train_args(argv):
+    parser = argparse.ArgumentParser(
+        description="Train, evaluate and export an IMDB sentiment classifier built from "
+        "rnn_keras cells.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--cell", choices=["simple", "lstm", "gru"], default=DEFAULTS["cell"])
+    add("--bidirectional", action=argparse.BooleanOptionalAction, default=DEFAULTS["bidirectional"])
+    add("--layers", type=int, default=DEFAULTS["layers"], help="stacked recurrent layers")
+    add("--units", type=int, default=DEFAULTS["units"], help="units per direction")
+    add("--embedding-dim", type=int, default=DEFAULTS["embedding_dim"])
+    add("--pooling", choices=["last", "mean", "max"], default=DEFAULTS["pooling"])
+    add("--max-tokens", type=int, default=DEFAULTS["max_tokens"], help="vocabulary size")
+    add(
+        "--max-length",
+        type=int,
+        default=DEFAULTS["max_length"],
+        help="tokens read per review (the first ones)",
+    )
+    add("--dropout", type=float, default=DEFAULTS["dropout"])
+    add("--recurrent-dropout", type=float, default=DEFAULTS["recurrent_dropout"])
+    add("--epochs", type=int, default=DEFAULTS["epochs"], help="at most; early stopping")
+    add("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    add("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate")
+    add("--clipnorm", type=float, default=DEFAULTS["clipnorm"], help="global-norm clip")
+    add("--patience", type=int, default=DEFAULTS["patience"], help="early-stopping patience")
+    add("--val-fraction", type=float, default=DEFAULTS["val_fraction"])
+    add("--seed", type=int, default=DEFAULTS["seed"])
+    add(
+        "--data-dir",
+        default=None,
+        help="tensorflow-datasets data dir (default: $TFDS_DATA_DIR or tfds's own)",
+    )
+    add("--out", default=None, help="run folder (default: runs/imdb-<UTC time>)")
+    add(
+        "--export-dir",
+        default=None,
+        help="where imdb/ and imdb.keras go (default: saved_models/, or the run folder "
+        "with --quick)",
+    )
+    add("--quick", action="store_true", help="a few hundred reviews, one epoch, tiny model")
+    add(
+        "--skip-test",
+        action="store_true",
+        help="do not read the test split (for choosing hyperparameters on validation)",
+    )
+    args = parser.parse_args(argv)
+    args.train_examples = args.test_examples = None
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    return args
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def load_reviews(data_dir, train_examples=None, test_examples=None):
+    """(texts, labels) NumPy arrays of the train and test splits, through tensorflow-datasets."""
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    def split(name, count):
+        spec = name if count is None else f"{name}[:{count}]"
+        dataset = tfds.load("imdb_reviews", split=spec, data_dir=data_dir, as_supervised=True)
+        texts, labels = [], []
+        for text, label in tfds.as_numpy(dataset):
+            texts.append(text)
+            labels.append(label)
+        return np.array(texts, dtype=object), np.array(labels, dtype="float32")
+
+    return split("train", train_examples), split("test", test_examples)
+
+
+def validation_split(texts, labels, fraction, seed):
+    """A fixed, seeded split of the training reviews into (train, validation)."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(texts))
+    n_val = int(round(fraction * len(texts)))
+    val, train = order[:n_val], order[n_val:]
+    return (texts[train], labels[train]), (texts[val], labels[val])
+
+
+def make_vectorizer(texts, max_tokens, max_length):
+    """TextVectorization adapted on `texts` (training reviews only)."""
+    import keras
+    import tensorflow as tf
+
+    import rnn_keras.text
+
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=max_tokens,
+        standardize=rnn_keras.text.ReviewStandardizer(max_chars=MAX_CHARS_PER_TOKEN * max_length),
+        output_sequence_length=max_length,
+        name="vectorizer",
+    )
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
+    return vectorizer
+
+
+def token_dataset(vectorizer, max_length, texts, labels, batch_size, shuffle_seed=None):
+    """tf.data of (int32 ids, label) batches: vectorized once and cached, batched by length.
+
+    The vectorizer pads every review to max_length; the padding (id 0, which no
+    token has) is stripped again so that reviews of similar length share a batch.
+    """
+    import tensorflow as tf
+
+    bucket_width = 50
+    boundaries = list(range(bucket_width, max_length, bucket_width))
+
+    def strip_padding(ids, label):
+        length = tf.math.count_nonzero(ids, dtype=tf.int32)
+        return tf.cast(ids[:length], tf.int32), label
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((texts, labels))
+        .batch(1024)
+        .map(lambda text, label: (vectorizer(text), label), num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .map(strip_padding, num_parallel_calls=tf.data.AUTOTUNE)
+        .cache()
+    )
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(texts), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.bucket_by_sequence_length(
+        lambda ids, label: tf.shape(ids)[0],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+# --- model ------------------------------------------------------------------------------------
+
+
+def build_classifier(args, vocabulary_size):
+    import rnn_keras
+
+    return rnn_keras.SequenceClassifier(
+        num_classes=1,
+        cell=args.cell,
+        units=args.units,
+        num_layers=args.layers,
+        bidirectional=args.bidirectional,
+        pooling=args.pooling,
+        vocabulary_size=vocabulary_size,
+        embedding_dim=args.embedding_dim,
+        dropout=args.dropout,
+        recurrent_dropout=args.recurrent_dropout,
+        output_activation="sigmoid",
+        name="sentiment_classifier",
+    )
+
+
+def text_model(vectorizer, classifier):
+    """Raw strings (batch,) -> probability positive (batch, 1): vectorizer + classifier."""
+    import keras
+
+    text = keras.Input(shape=(), dtype="string", name="text")
+    return keras.Model(text, classifier(vectorizer(text)), name="imdb_sentiment")
+
+
+def export_saved_model(model, path):
+    """A SavedModel whose `serve` maps tf.string [None] to float32 [None]."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(text):
+        return tf.reshape(tf.cast(model(text, training=False), tf.float32), [-1])
+
+    archive.add_endpoint(
+        name=SERVE_SIGNATURE_NAME,
+        fn=serve,
+        input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def train(argv):
+    args = parse_train_args(argv)
+    import keras
+
+    run_dir = common.new_run_dir(args.out, "imdb")
+    export_dir = Path(
+        args.export_dir or (run_dir / "export" if args.quick else common.REPO_ROOT / "saved_models")
+    )
+    config = {k: v for k, v in vars(args).items()}
+    common.write_json(run_dir / "config.json", {"command": sys.argv, "args": config})
+    keras.utils.set_random_seed(args.seed)
+
+    started = time.time()
+    (train_texts, train_labels), (test_texts, test_labels) = load_reviews(
+        args.data_dir, args.train_examples, args.test_examples
+    )
+    (fit_texts, fit_labels), (val_texts, val_labels) = validation_split(
+        train_texts, train_labels, args.val_fraction, args.seed
+    )
+    print(f"reviews: train {len(fit_texts)}, validation {len(val_texts)}, test {len(test_texts)}")
+
+    vectorizer = make_vectorizer(fit_texts, args.max_tokens, args.max_length)
+    train_ds = token_dataset(
+        vectorizer, args.max_length, fit_texts, fit_labels, args.batch_size, args.seed
+    )
+    val_ds = token_dataset(vectorizer, args.max_length, val_texts, val_labels, args.batch_size)
+    test_ds = token_dataset(vectorizer, args.max_length, test_texts, test_labels, args.batch_size)
+
+    classifier = build_classifier(args, vectorizer.vocabulary_size())
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        # XLA makes the recurrent loop slower on this CPU (measured); see README.
+        jit_compile=False,
+    )
+    classifier.summary(print_fn=lambda line, **_: print(line))
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.EarlyStopping(
+            monitor="val_accuracy",
+            mode="max",
+            patience=args.patience,
+            restore_best_weights=True,
+        ),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
+    ]
+    fit_started = time.time()
+    history = classifier.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=args.epochs,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=2 if args.quick else "auto",
+    )
+    train_seconds = time.time() - fit_started
+    test_loss = test_accuracy = None
+    if not args.skip_test:
+        test_loss, test_accuracy = classifier.evaluate(test_ds, verbose=0)
+        print(
+            f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test_texts)} reviews)"
+        )
+    print(
+        f"training {train_seconds / 60:.1f} min; best validation accuracy "
+        f"{max(history.history['val_accuracy']):.4f}"
+    )
+
+    model = text_model(vectorizer, classifier)
+    common.atomic_replace(lambda tmp: export_saved_model(model, tmp), export_dir / "imdb")
+    common.atomic_replace(lambda tmp: model.save(tmp), export_dir / "imdb.keras")
+
+    metrics = {
+        "test_accuracy": None if test_accuracy is None else float(test_accuracy),
+        "test_loss": None if test_loss is None else float(test_loss),
+        "test_reviews": None if args.skip_test else len(test_texts),
+        "train_reviews": len(fit_texts),
+        "validation_reviews": len(val_texts),
+        "best_val_accuracy": float(max(history.history["val_accuracy"])),
+        "epochs_run": len(history.history["loss"]),
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.time() - started, 1),
+        "parameters": int(classifier.count_params()),
+        "machine": common.machine_info(),
+        "exported_to": str(export_dir),
+        "tensorflow_dataset": "imdb_reviews/plain_text (tensorflow-datasets)",
+    }
+    common.write_json(run_dir / "metrics.json", metrics)
+    common.plot_history(
+        history.history,
+        run_dir / "learning_curve.png",
+        ["loss", "accuracy"],
+        f"IMDB {args.cell}: best validation accuracy {max(history.history['val_accuracy']):.4f}",
+    )
+    print(f"run folder: {run_dir}\nexported: {export_dir / 'imdb'}, {export_dir / 'imdb.keras'}")
+    return metrics
+
+
+def predict(argv):
+    parser = argparse.ArgumentParser(
+        prog="imdb.py predict",
+        description="Print the probability that each review is positive, from a SavedModel "
+        "(texts as arguments, or one per line on stdin).",
+    )
+    parser.add_argument("texts", nargs="*", help="review texts (default: read stdin)")
+    parser.add_argument("--model", default=str(common.REPO_ROOT / "saved_models" / "imdb"))
+    args = parser.parse_args(argv)
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(args.model)  # keep a reference: it owns the variables
+    serve = getattr(loaded, SERVE_SIGNATURE_NAME)
+    probabilities = serve(tf.constant(texts, dtype=tf.string)).numpy()
+    for text, probability in zip(texts, probabilities, strict=True):
+        preview = text if len(text) <= 70 else text[:67] + "..."
+        print(f"{probability:.4f}\t{preview}")
+    return probabilities
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["predict"]:
+        predict(argv[1:])
+    else:
+        train(argv[1:] if argv[:1] == ["train"] else argv)
+
+
+if __name__ == "__main__":
+    main()

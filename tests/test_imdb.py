@@ -1,0 +1,142 @@
+"""experiments/imdb.py end to end (--quick), and its SavedModel under bad input."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from conftest import REPO_ROOT
+from helpers import run_without_rnn_keras
+
+IMDB_SCRIPT = REPO_ROOT / "experiments" / "imdb.py"
+
+# Every input the issue lists as bad, each scored in the fresh process.
+SERVE_BAD_INPUTS = """
+import tensorflow as tf
+
+loaded = tf.saved_model.load(request["model"])
+serve = loaded.serve
+cases = {
+    "empty_string": [""],
+    "only_empty_strings": ["", "", ""],
+    "zero_strings": [],
+    "non_ascii": ["Ein großartiger Film, très émouvant. 素晴らしい映画 😀🎬👍", "Ужасно скучно"],
+    "html": ["<html><body><p>Great <b>acting</b>!<br /><br />Loved it.</p>"
+             "<script>alert(1)</script></body></html>"],
+    "invalid_utf8": [b"\\xff\\xfe\\xfa good film \\xe2\\x82"],
+}
+response = {}
+for name, texts in cases.items():
+    out = serve(tf.constant(texts, dtype=tf.string))
+    response[name] = {"shape": out.shape.as_list(), "dtype": out.dtype.name,
+                      "values": out.numpy().tolist()}
+
+normal = "An honest, warm and funny film. " * 30
+huge = normal * (1_000_000 // len(normal) + 1)
+response["huge"] = serve(tf.constant([huge])).numpy().tolist()
+response["huge_chars"] = len(huge)
+response["huge_prefix"] = serve(tf.constant([huge[:50_000]])).numpy().tolist()
+
+try:
+    serve(tf.constant([1.0, 2.0]))
+    response["non_string"] = "accepted"
+except (TypeError, ValueError) as error:
+    response["non_string"] = f"{type(error).__name__}: {error}"
+"""
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, tfds_data_dir):
+    """One --quick training run: a few hundred reviews, one epoch, export included."""
+    run_dir = tmp_path_factory.mktemp("imdb_quick")
+    command = [sys.executable, str(IMDB_SCRIPT), "--quick", "--out", str(run_dir)]
+    if tfds_data_dir:
+        command += ["--data-dir", tfds_data_dir]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=run_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir
+
+
+def test_quick_run_writes_its_run_folder(quick_run):
+    config = json.loads((quick_run / "config.json").read_text())
+    assert config["args"]["quick"] is True and config["args"]["epochs"] == 1
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    assert metrics["train_reviews"] == 360 and metrics["validation_reviews"] == 40
+    assert metrics["test_reviews"] == 200
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and np.isfinite(metrics["test_loss"])
+    assert len(metrics["history"]["val_accuracy"]) == metrics["epochs_run"] == 1
+    assert metrics["train_seconds"] > 0 and metrics["machine"]["cpu_cores"] >= 1
+    assert (quick_run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((quick_run / "tensorboard").rglob("events.out.tfevents.*"))
+    # Atomic export leaves no temporary siblings behind.
+    assert sorted(p.name for p in (quick_run / "export").iterdir()) == ["imdb", "imdb.keras"]
+
+
+def test_export_serves_raw_text_without_rnn_keras(quick_run):
+    texts = ["A wonderful, moving film.", "Dreadful. <br /><br />Two hours I will never get back."]
+    code = """
+import tensorflow as tf
+loaded = tf.saved_model.load(request["model"])
+out = loaded.serve(tf.constant(request["texts"]))
+response = {"dtype": out.dtype.name, "shape": out.shape.as_list(), "values": out.numpy().tolist()}
+"""
+    served = run_without_rnn_keras(
+        code, {"model": str(quick_run / "export" / "imdb"), "texts": texts}, cwd=quick_run
+    )
+    assert served["dtype"] == "float32" and served["shape"] == [2]
+    # The .keras file is the same model, for load_model and further fit.
+    model = keras.saving.load_model(quick_run / "export" / "imdb.keras")
+    expected = model.predict(np.array(texts, dtype=object), verbose=0).reshape(-1)
+    np.testing.assert_allclose(served["values"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_file_keeps_training_on_raw_strings(quick_run):
+    model = keras.saving.load_model(quick_run / "export" / "imdb.keras")
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    texts = np.array(["good good good", "bad bad bad"], dtype=object)
+    history = model.fit(texts, np.array([[1.0], [0.0]]), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_predict_command(quick_run):
+    model = quick_run / "export" / "imdb"
+    result = subprocess.run(
+        [sys.executable, str(IMDB_SCRIPT), "predict", "--model", str(model), "Loved it.", ""],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].endswith("\tLoved it.")
+    assert all(0.0 <= float(line.split("\t")[0]) <= 1.0 for line in lines)
+
+    from_stdin = subprocess.run(
+        [sys.executable, str(IMDB_SCRIPT), "predict", "--model", str(model)],
+        input="Great fun\nBoring\n", capture_output=True, text=True, timeout=300,
+    )
+    assert from_stdin.returncode == 0, from_stdin.stderr[-3000:]
+    assert len(from_stdin.stdout.strip().splitlines()) == 2
+
+
+def check_bad_inputs(model_dir, cwd):
+    served = run_without_rnn_keras(SERVE_BAD_INPUTS, {"model": str(model_dir)}, cwd=cwd)
+    expected_sizes = {"empty_string": 1, "only_empty_strings": 3, "zero_strings": 0,
+                      "non_ascii": 2, "html": 1, "invalid_utf8": 1}
+    for name, size in expected_sizes.items():
+        case = served[name]
+        assert case["shape"] == [size] and case["dtype"] == "float32", name
+        assert all(0.0 <= p <= 1.0 for p in case["values"]), (name, case["values"])
+    # All-empty inputs are all padding: one well-defined probability for each.
+    assert len(set(served["only_empty_strings"]["values"])) == 1
+    # The model reads a capped prefix of a 1,000,000-character review: same answer as
+    # for its first 50,000 characters, well past the cap.
+    assert served["huge_chars"] >= 1_000_000
+    assert 0.0 <= served["huge"][0] <= 1.0
+    np.testing.assert_allclose(served["huge"], served["huge_prefix"], rtol=1e-6)
+    assert served["non_string"].startswith(("TypeError", "ValueError"))
+    assert "string" in served["non_string"]
+
+
+def test_bad_inputs_to_exported_model(quick_run):
+    check_bad_inputs(quick_run / "export" / "imdb", cwd=quick_run)
