@@ -9,7 +9,7 @@ any functional model.
 import keras
 from keras import ops
 
-from rnn_keras.cells import get_cell
+from rnn_keras.layers import get_layer
 
 __all__ = ["recurrent_layer", "MaskedGlobalPooling1D", "SequenceClassifier", "CharRNN"]
 
@@ -27,7 +27,7 @@ def recurrent_layer(
     name=None,
     **cell_kwargs,
 ):
-    """`keras.layers.RNN` over an rnn_keras cell, optionally inside `Bidirectional`.
+    """An rnn_keras recurrent layer (fast path included), optionally inside `Bidirectional`.
 
     Args:
         cell: "simple", "lstm" or "gru".
@@ -39,11 +39,12 @@ def recurrent_layer(
         **cell_kwargs: passed to the cell (`dropout`, `recurrent_dropout`,
             initializers, ...).
     """
-    rnn = keras.layers.RNN(
-        get_cell(cell)(units, **cell_kwargs),
+    rnn = get_layer(cell)(
+        units,
         return_sequences=return_sequences,
         stateful=stateful,
         name=None if bidirectional else name,
+        **cell_kwargs,
     )
     if bidirectional:
         return keras.layers.Bidirectional(rnn, merge_mode=merge_mode, name=name)
@@ -150,7 +151,7 @@ class SequenceClassifier(keras.Model):
                 "and `input_dim` (float feature inputs). Received: "
                 f"vocabulary_size={vocabulary_size!r}, input_dim={input_dim!r}"
             )
-        get_cell(cell)  # fail early on an unknown cell name
+        get_layer(cell)  # fail early on an unknown cell name
 
         # === Layers and functional model ===
         if vocabulary_size is not None:
@@ -256,7 +257,7 @@ class CharRNN(keras.Model):
                 "CharRNN(stateful=True) carries states between batches, so it needs a fixed "
                 "`batch_size`. Received: batch_size=None"
             )
-        get_cell(cell)
+        get_layer(cell)
 
         # === Layers and functional model ===
         inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="char_ids")

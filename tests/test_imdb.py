@@ -104,7 +104,9 @@ def test_predict_command(quick_run):
     model = quick_run / "export" / "imdb"
     result = subprocess.run(
         [sys.executable, str(IMDB_SCRIPT), "predict", "--model", str(model), "Loved it.", ""],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
@@ -113,7 +115,10 @@ def test_predict_command(quick_run):
 
     from_stdin = subprocess.run(
         [sys.executable, str(IMDB_SCRIPT), "predict", "--model", str(model)],
-        input="Great fun\nBoring\n", capture_output=True, text=True, timeout=300,
+        input="Great fun\nBoring\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert from_stdin.returncode == 0, from_stdin.stderr[-3000:]
     assert len(from_stdin.stdout.strip().splitlines()) == 2
@@ -121,8 +126,14 @@ def test_predict_command(quick_run):
 
 def check_bad_inputs(model_dir, cwd):
     served = run_without_rnn_keras(SERVE_BAD_INPUTS, {"model": str(model_dir)}, cwd=cwd)
-    expected_sizes = {"empty_string": 1, "only_empty_strings": 3, "zero_strings": 0,
-                      "non_ascii": 2, "html": 1, "invalid_utf8": 1}
+    expected_sizes = {
+        "empty_string": 1,
+        "only_empty_strings": 3,
+        "zero_strings": 0,
+        "non_ascii": 2,
+        "html": 1,
+        "invalid_utf8": 1,
+    }
     for name, size in expected_sizes.items():
         case = served[name]
         assert case["shape"] == [size] and case["dtype"] == "float32", name
