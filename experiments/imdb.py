@@ -46,6 +46,7 @@ DEFAULTS = {
     "batch_size": 64,
     "lr": 1e-3,
     "clipnorm": 1.0,
+    "weight_decay": 0.0,
     "patience": 2,
     "val_fraction": 0.1,
     "seed": 1337,
@@ -91,6 +92,12 @@ def parse_train_args(argv):
     add("--batch-size", type=int, default=DEFAULTS["batch_size"])
     add("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate")
     add("--clipnorm", type=float, default=DEFAULTS["clipnorm"], help="global-norm clip")
+    add(
+        "--weight-decay",
+        type=float,
+        default=DEFAULTS["weight_decay"],
+        help="decoupled weight decay (AdamW) when > 0",
+    )
     add("--patience", type=int, default=DEFAULTS["patience"], help="early-stopping patience")
     add("--val-fraction", type=float, default=DEFAULTS["val_fraction"])
     add("--seed", type=int, default=DEFAULTS["seed"])
@@ -282,7 +289,11 @@ def train(argv):
 
     classifier = build_classifier(args, vectorizer.vocabulary_size())
     classifier.compile(
-        optimizer=keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm),
+        optimizer=keras.optimizers.AdamW(
+            args.lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm
+        )
+        if args.weight_decay
+        else keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
         # XLA makes the recurrent loop slower on this CPU (measured); see README.

@@ -66,6 +66,16 @@ def _carry(new, old, mask_t):
     return new if mask_t is None else old + mask_t * (new - old)
 
 
+def _sigmoid_grad(y, dy):
+    """dy * y * (1 - y) for y = sigmoid(x), as one op (fewer ops per step is faster)."""
+    return tf.raw_ops.SigmoidGrad(y=y, dy=dy)
+
+
+def _tanh_grad(y, dy):
+    """dy * (1 - y^2) for y = tanh(x), as one op."""
+    return tf.raw_ops.TanhGrad(y=y, dy=dy)
+
+
 def _zeros_if_none(grad, like):
     return tf.zeros_like(like) if grad is None else grad
 
@@ -92,7 +102,7 @@ def simple_rnn_sequence(projection, recurrent_kernel, h0, mask=None, recurrent_m
             def backward(t, dh, dzs):
                 dh_t = d_hs[t] + dh
                 dh_new = dh_t if mask is None else mask[t] * dh_t
-                dz = dh_new * (1.0 - tf.square(hs[t]))
+                dz = _tanh_grad(hs[t], dh_new)
                 dh_prev = tf.matmul(dz, recurrent_kernel, transpose_b=True)
                 if recurrent_mask is not None:
                     dh_prev *= recurrent_mask
@@ -154,13 +164,13 @@ def lstm_sequence(projection, recurrent_kernel, h0, c0, mask=None, recurrent_mas
                     dh_new, dc_new = mask[t] * dh_t, mask[t] * dc
                 i, f, g, o = tf.split(gates[t], 4, axis=-1)
                 tanh_c = tf.tanh(cs[t])
-                dc_total = dc_new + dh_new * o * (1.0 - tf.square(tanh_c))
+                dc_total = dc_new + _tanh_grad(tanh_c, dh_new * o)
                 dz = tf.concat(
                     [
-                        dc_total * g * i * (1.0 - i),
-                        dc_total * c_prevs[t] * f * (1.0 - f),
-                        dc_total * i * (1.0 - tf.square(g)),
-                        dh_new * tanh_c * o * (1.0 - o),
+                        _sigmoid_grad(i, dc_total * g),
+                        _sigmoid_grad(f, dc_total * c_prevs[t]),
+                        _tanh_grad(g, dc_total * i),
+                        _sigmoid_grad(o, dh_new * tanh_c),
                     ],
                     axis=-1,
                 )
@@ -223,14 +233,11 @@ def gru_sequence(projection, recurrent_kernel, h0, mask=None, recurrent_mask=Non
                 z, r, candidate = tf.split(acts[t], 3, axis=-1)
                 h_prev = h_prevs[t]
                 h_in = _recurrent_inputs(h_prev, recurrent_mask)
-                dz_h = dh_new * z * (1.0 - tf.square(candidate))
+                dz_h = _tanh_grad(candidate, dh_new * z)
                 d_reset_input = tf.matmul(dz_h, candidate_kernel, transpose_b=True)
-                dz_zr = tf.concat(
-                    [
-                        dh_new * (candidate - h_prev) * z * (1.0 - z),
-                        d_reset_input * h_in * r * (1.0 - r),
-                    ],
-                    axis=-1,
+                dz_zr = _sigmoid_grad(
+                    tf.concat([z, r], -1),
+                    tf.concat([dh_new * (candidate - h_prev), d_reset_input * h_in], -1),
                 )
                 dh_in = d_reset_input * r + tf.matmul(dz_zr, gates_kernel, transpose_b=True)
                 if recurrent_mask is not None:
