@@ -11,7 +11,13 @@ from keras import ops
 
 from rnn_keras.layers import get_layer
 
-__all__ = ["recurrent_layer", "MaskedGlobalPooling1D", "SequenceClassifier", "CharRNN"]
+__all__ = [
+    "recurrent_layer",
+    "MaskedGlobalPooling1D",
+    "GradientNormMonitor",
+    "SequenceClassifier",
+    "CharRNN",
+]
 
 _POOLINGS = ("last", "mean", "max")
 
@@ -95,8 +101,41 @@ class MaskedGlobalPooling1D(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+class GradientNormMonitor:
+    """Model mixin: `fit` reports the global gradient norm of every step as `gradient_norm`.
+
+    The guide's "monitor gradient norms". The norm is taken over all trainable
+    weights' gradients of the (unscaled) loss, before any clipping the optimizer
+    does, so spikes that clipping hides stay visible. It appears in the per-batch
+    logs that callbacks receive (TensorBoard with `update_freq=1` plots it per
+    step); the epoch logs carry the last step's value. TensorFlow backend; other
+    backends train as usual, without the extra log.
+    """
+
+    def train_step(self, data):
+        if keras.backend.backend() != "tensorflow":
+            return super().train_step(data)
+        import tensorflow as tf
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            self._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+            scaled_loss = self.optimizer.scale_loss(loss)
+        weights = self.trainable_weights
+        gradients = tape.gradient(scaled_loss, weights)
+        # Mixed precision scales the loss (and so the gradients); undo it for the log.
+        loss_scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+        gradient_norm = tf.linalg.global_norm([g for g in gradients if g is not None]) / loss_scale
+        self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
+        return {**self.compute_metrics(x, y, y_pred, sample_weight), "gradient_norm": gradient_norm}
+
+
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class SequenceClassifier(keras.Model):
+class SequenceClassifier(GradientNormMonitor, keras.Model):
     """The guide's `SequenceClassifier`: stacked recurrent layers, then a Dense to classes.
 
     Layers: [`Embedding(mask_zero=True)` when `vocabulary_size` is given] ->
@@ -217,7 +256,7 @@ class SequenceClassifier(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class CharRNN(keras.Model):
+class CharRNN(GradientNormMonitor, keras.Model):
     """The guide's `CharRNN`: a character-level language model.
 
     Layers: `Embedding` -> `num_layers` x recurrent layer (returning sequences)

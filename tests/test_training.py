@@ -129,3 +129,47 @@ def test_masked_pooling_ignores_padding_and_empty_rows(mode):
     np.testing.assert_allclose(pooled[0], reduce(x[0, :3], axis=0), rtol=1e-6)
     np.testing.assert_allclose(pooled[1], reduce(x[1], axis=0), rtol=1e-6)
     np.testing.assert_array_equal(pooled[2], 0.0)  # an empty text pools to zeros, not NaN/-inf
+
+
+def test_fit_logs_the_global_gradient_norm_of_every_step():
+    rng = np.random.default_rng(5)
+    ids = rng.integers(1, 10, (8, 6))
+    labels = rng.integers(0, 2, (8, 1)).astype("float32")
+    model = rnn_keras.SequenceClassifier(
+        num_classes=1,
+        cell="lstm",
+        units=4,
+        vocabulary_size=10,
+        embedding_dim=3,
+        output_activation="sigmoid",
+    )
+    loss_fn = keras.losses.BinaryCrossentropy()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2, global_clipnorm=1e-3), loss=loss_fn)
+    with tf.GradientTape() as tape:
+        loss = loss_fn(labels, model(ids, training=True))
+    expected = float(tf.linalg.global_norm(tape.gradient(loss, model.trainable_weights)))
+
+    per_step = []
+    logger = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: per_step.append(float(logs["gradient_norm"]))
+    )
+    model.fit(ids, labels, batch_size=8, epochs=2, verbose=0, callbacks=[logger])
+    assert len(per_step) == 2
+    # Reported before clipping (the clip here is far below the norm).
+    np.testing.assert_allclose(per_step[0], expected, rtol=1e-4)
+    assert per_step[0] > 1e-3
+
+
+def test_gradient_norm_under_mixed_float16_is_unscaled():
+    keras.config.set_dtype_policy("mixed_float16")
+    rng = np.random.default_rng(6)
+    ids = rng.integers(1, 10, (8, 6))
+    model = rnn_keras.CharRNN(
+        vocabulary_size=10, cell="gru", units=4, num_layers=1, embedding_dim=3
+    )
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    history = model.fit(ids, ids, batch_size=8, epochs=1, verbose=0)
+    norm = history.history["gradient_norm"][0]
+    assert np.isfinite(norm) and 1e-4 < norm < 100  # not multiplied by the loss scale (2**15)
