@@ -1,0 +1,200 @@
+"""experiments/char_text.py: truncated-BPTT batching, a --quick run end to end, its SavedModel."""
+
+import json
+import math
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from conftest import REPO_ROOT
+from helpers import run_without_rnn_keras
+
+import rnn_keras
+
+sys.path.insert(0, str(REPO_ROOT / "experiments"))
+import char_text  # noqa: E402
+
+CHAR_SCRIPT = REPO_ROOT / "experiments" / "char_text.py"
+
+
+def test_consecutive_batches_continue_each_row():
+    ids = np.arange(1000, dtype="int32")
+    inputs, targets = char_text.stream_windows(ids, batch_size=4, seq_len=10)
+    assert inputs.shape == targets.shape == (24, 4, 10)  # 250 per stream -> 24 windows of 10 (+1)
+    for k in range(len(inputs) - 1):
+        for row in range(4):
+            assert inputs[k + 1, row, 0] == inputs[k, row, -1] + 1  # row j continues row j
+    np.testing.assert_array_equal(targets, inputs + 1)  # next-character targets
+    starts = inputs[0, :, 0]
+    np.testing.assert_array_equal(starts, [0, 250, 500, 750])  # contiguous, disjoint streams
+    with pytest.raises(ValueError, match="too short for one window"):
+        char_text.stream_windows(ids[:30], batch_size=4, seq_len=10)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, tfds_data_dir):
+    run_dir = tmp_path_factory.mktemp("char_quick")
+    command = [sys.executable, str(CHAR_SCRIPT), "--quick", "--out", str(run_dir)]
+    if tfds_data_dir:
+        command += ["--data-dir", tfds_data_dir]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=run_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir
+
+
+def test_quick_run_writes_its_run_folder(quick_run):
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        figure = metrics[split]
+        assert figure["chars"] > 1000 and 0 < figure["nats_per_char"] < 10
+        assert math.isclose(figure["bits_per_char"], figure["nats_per_char"] / math.log(2))
+    steps = len(metrics["gradient_norm_per_step"])
+    assert steps == 37 and all(n > 0 for n in metrics["gradient_norm_per_step"])
+    assert set(metrics["samples"]) == {"0.5", "0.8", "1.0"}
+    assert all(s.startswith("ROMEO:") for s in metrics["samples"].values())
+    assert (quick_run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "temperature 0.8" in (quick_run / "samples.txt").read_text()
+    assert sorted(p.name for p in (quick_run / "export").iterdir()) == [
+        "char_rnn",
+        "char_rnn.keras",
+    ]
+
+
+SERVE = """
+import numpy as np
+import tensorflow as tf
+
+m = tf.saved_model.load(request["model"])
+vocabulary = m.vocabulary()
+state = m.initial_state(tf.constant(3))
+stepped = m.step(tf.constant([1, 2, 3], tf.int32), state)
+response = {
+    "vocabulary": [v.decode() for v in vocabulary.numpy()],
+    "state_shape": state.shape.as_list(),
+    "step_shapes": [stepped["logits"].shape.as_list(), stepped["state"].shape.as_list()],
+    "step_dtypes": [stepped["logits"].dtype.name, stepped["state"].dtype.name],
+}
+
+# Greedy generate equals a loop of step with argmax (the unknown id is never generated).
+prompt = "ROMEO:"
+greedy = m.generate(tf.constant([prompt]), tf.constant(40), tf.constant(0.0)).numpy()[0].decode()
+index = {c: i for i, c in enumerate(response["vocabulary"])}
+state = m.initial_state(tf.constant(1))
+for char in prompt:
+    out = m.step(tf.constant([index.get(char, 0)], tf.int32), state)
+    state = out["state"]
+text = prompt
+for _ in range(40):
+    logits = out["logits"].numpy()[0]
+    logits[0] = -np.inf
+    next_id = int(np.argmax(logits))
+    text += response["vocabulary"][next_id]
+    out = m.step(tf.constant([next_id], tf.int32), out["state"])
+response["greedy"], response["stepped"] = greedy, text
+
+texts = request["texts"]
+scored = m.score(tf.constant(texts))
+response["score"] = {"nats": scored["nats"].numpy().tolist(),
+                     "chars": scored["chars"].numpy().tolist()}
+
+cases = {"empty": [""], "unknown_only": ["\\u00e9\\u00e9\\u2603\\u2603"],
+         "batch": ["", "ROMEO:", "\\U0001F600 x"], "long": ["To be, or not to be. " * 5000]}
+response["generate"] = {}
+for name, prompts in cases.items():
+    out = m.generate(tf.constant(prompts), tf.constant(25), tf.constant(0.8))
+    response["generate"][name] = [t.decode() for t in out.numpy()]
+zero = m.generate(tf.constant(["abc", ""]), tf.constant(0), tf.constant(1.0))
+response["zero_chars"] = [t.decode() for t in zero.numpy()]
+long_score = m.score(tf.constant(["To be, or not to be. " * 5000]))
+response["long_score_chars"] = int(long_score["chars"][0])
+response["long_score_finite"] = bool(np.isfinite(long_score["nats"][0]))
+errors = {}
+for name, (num_chars, temperature) in {"negative_chars": (-1, 1.0),
+                                       "negative_temperature": (5, -0.5)}.items():
+    try:
+        m.generate(tf.constant(["x"]), tf.constant(num_chars), tf.constant(temperature))
+        errors[name] = "accepted"
+    except tf.errors.InvalidArgumentError as error:
+        errors[name] = str(error)
+response["errors"] = errors
+"""
+
+
+def own_loss_nats(keras_file, text, vocabulary):
+    """Summed next-character NLL of `text` by the trained .keras model, run as one sequence."""
+    trained = keras.saving.load_model(keras_file)
+    config = {**trained.get_config(), "stateful": False, "batch_size": None, "dropout": 0.0}
+    model = rnn_keras.CharRNN.from_config(config)
+    model.set_weights(trained.get_weights())
+    index = {c: i for i, c in enumerate(vocabulary)}
+    ids = np.array([[index.get(c, 0) for c in text]], dtype="int32")
+    logits = model.predict(ids[:, :-1], verbose=0)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+    return float(loss(ids[:, 1:], logits))
+
+
+def test_saved_model_endpoints_without_rnn_keras(quick_run):
+    texts = ["First Citizen:\nBefore we proceed any further, hear me speak.", "ab", "", "x"]
+    served = run_without_rnn_keras(
+        SERVE, {"model": str(quick_run / "export" / "char_rnn"), "texts": texts}, cwd=quick_run
+    )
+    vocabulary = served["vocabulary"]
+    size = len(vocabulary)
+    assert vocabulary[0] == "[UNK]" and "\n" in vocabulary and size > 30
+    state_size = served["state_shape"][1]
+    assert served["state_shape"] == [3, state_size] and state_size == 2 * 32  # LSTM: [h, c]
+    assert served["step_shapes"] == [[3, size], [3, state_size]]
+    assert served["step_dtypes"] == ["float32", "float32"]
+    assert served["greedy"] == served["stepped"]
+
+    # score equals the model's own loss on the same text.
+    assert served["score"]["chars"] == [len(t) - 1 if t else 0 for t in texts]
+    assert served["score"]["nats"][2:] == [0.0, 0.0]
+    for text, nats in zip(texts[:2], served["score"]["nats"][:2], strict=True):
+        expected = own_loss_nats(quick_run / "export" / "char_rnn.keras", text, vocabulary)
+        np.testing.assert_allclose(nats, expected, rtol=1e-4)
+
+    # Bad input: answers, not crashes.
+    generated = served["generate"]
+    assert len(generated["empty"][0]) == 25
+    assert generated["unknown_only"][0].startswith("\u00e9\u00e9\u2603\u2603")
+    assert len(generated["unknown_only"][0]) == 4 + 25
+    assert [len(t) for t in generated["batch"]] == [25, 6 + 25, 3 + 25]
+    assert generated["batch"][1].startswith("ROMEO:")
+    assert len(generated["long"][0]) == 21 * 5000 + 25
+    assert served["zero_chars"] == ["abc", ""]
+    assert served["long_score_chars"] == 21 * 5000 - 1 and served["long_score_finite"]
+    assert "num_chars must be >= 0" in served["errors"]["negative_chars"]
+    assert "temperature must be >= 0" in served["errors"]["negative_temperature"]
+
+
+def test_generate_command(quick_run):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(CHAR_SCRIPT),
+            "generate",
+            "--model",
+            str(quick_run / "export" / "char_rnn"),
+            "--prompt",
+            "KING:",
+            "--chars",
+            "30",
+            "--temperature",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("KING:") and len(result.stdout.rstrip("\n")) >= 5
+    bad = subprocess.run(
+        [sys.executable, str(CHAR_SCRIPT), "generate", "--chars", "-3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "--chars and --temperature must be >= 0" in bad.stderr
