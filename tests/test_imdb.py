@@ -151,3 +151,43 @@ def check_bad_inputs(model_dir, cwd):
 
 def test_bad_inputs_to_exported_model(quick_run):
     check_bad_inputs(quick_run / "export" / "imdb", cwd=quick_run)
+
+
+COMMITTED_MODEL = REPO_ROOT / "saved_models" / "imdb"
+
+SCORE_REVIEWS = """
+import numpy as np
+import tensorflow as tf
+
+loaded = tf.saved_model.load(request["model"])
+probabilities = np.concatenate([
+    loaded.serve(tf.constant(request["texts"][i : i + 250])).numpy()
+    for i in range(0, len(request["texts"]), 250)
+])
+predictions = (probabilities > 0.5).astype(int)
+response = {"accuracy": float(np.mean(predictions == np.array(request["labels"]))),
+            "count": int(len(predictions))}
+"""
+
+
+def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_path):
+    import tensorflow_datasets as tfds
+
+    dataset = tfds.load(
+        "imdb_reviews", split="test[:2000]", data_dir=tfds_data_dir, as_supervised=True
+    )
+    texts, labels = [], []
+    for text, label in tfds.as_numpy(dataset):
+        texts.append(text.decode("utf-8"))
+        labels.append(int(label))
+    served = run_without_rnn_keras(
+        SCORE_REVIEWS,
+        {"model": str(COMMITTED_MODEL), "texts": texts, "labels": labels},
+        cwd=tmp_path,
+    )
+    assert served["count"] == 2000
+    assert served["accuracy"] >= 0.85, served
+
+
+def test_bad_inputs_to_committed_model(tmp_path):
+    check_bad_inputs(COMMITTED_MODEL, cwd=tmp_path)
