@@ -413,11 +413,7 @@ def train(argv):
 
     import rnn_keras
 
-    run_dir = common.new_run_dir(args.out, "char_text")
-    export_dir = Path(
-        args.export_dir or (run_dir / "export" if args.quick else common.REPO_ROOT / "saved_models")
-    )
-    common.write_json(run_dir / "config.json", {"command": sys.argv, "args": vars(args)})
+    run_dir, export_dir = common.start_run(args, "char_text")
     keras.utils.set_random_seed(args.seed)
     started = time.time()
 
@@ -507,7 +503,7 @@ def train(argv):
         "".join(f"=== temperature {t} ===\n{s}\n\n" for t, s in samples.items())
     )
 
-    history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    history_dict = common.history_dict(history)
     metrics = {
         "validation": figures["validation"],
         "test": figures["test"],

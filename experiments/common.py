@@ -26,6 +26,24 @@ def new_run_dir(out, experiment):
     return run_dir
 
 
+def start_run(args, experiment):
+    """(run folder, export folder) for a training run; writes the run's config.json.
+
+    Exports go to `args.export_dir`, else `saved_models/` (the run folder's
+    `export/` with `--quick`, so smoke runs never replace the committed models).
+    """
+    run_dir = new_run_dir(args.out, experiment)
+    default_export = run_dir / "export" if args.quick else REPO_ROOT / "saved_models"
+    export_dir = Path(args.export_dir or default_export)
+    write_json(run_dir / "config.json", {"command": sys.argv, "args": dict(vars(args))})
+    return run_dir, export_dir
+
+
+def history_dict(history):
+    """A Keras `History`'s per-epoch values as plain floats (for JSON)."""
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
 def machine_info():
     """Facts that make a measured figure comparable: CPU, cores, library versions."""
     import keras

@@ -24,19 +24,41 @@ LSTM its last cell state), from which the layer derives outputs and states.
 
 import tensorflow as tf
 
+# Time steps per tf.while_loop iteration. Each iteration pays the loop's control
+# flow (a Merge, Switch, NextIteration and Exit per loop variable) on top of the
+# step's own ops; doing several steps per iteration shares that cost.
+STEPS_PER_ITERATION = 4
 
-def _time_loop(num_steps, body, carry, reverse=False):
-    """Run `body(t, *carry) -> carry` for t = 0..T-1 (or T-1..0) in a tf.while_loop."""
-    start = num_steps - 1 if reverse else 0
+
+def _time_loop(num_steps, body, carry, reverse=False, steps_per_iteration=None):
+    """Run `body(t, *carry) -> carry` for t = 0..T-1 (or T-1..0), in tf.while_loops.
+
+    The first loop does `steps_per_iteration` steps per iteration (partial
+    unrolling); a second one does the remaining `T % steps_per_iteration` steps.
+    """
+    k = STEPS_PER_ITERATION if steps_per_iteration is None else steps_per_iteration
     step = -1 if reverse else 1
 
-    def cond(t, *_):
-        return t >= 0 if reverse else t < num_steps
+    def iterate(steps):
+        def loop_body(i, t, *values):
+            for _ in range(steps):
+                values = body(t, *values)
+                t = t + step
+            return (i + 1, t, *values)
 
-    def loop_body(t, *values):
-        return (t + step, *body(t, *values))
+        return loop_body
 
-    return tf.while_loop(cond, loop_body, (tf.convert_to_tensor(start, tf.int32), *carry))[1:]
+    t = tf.convert_to_tensor(num_steps - 1 if reverse else 0, tf.int32)
+    values = tuple(carry)
+    for steps, iterations in (
+        ((k, num_steps // k), (1, num_steps % k)) if k > 1 else ((1, num_steps),)
+    ):
+        _, t, *values = tf.while_loop(
+            lambda i, *_, n=iterations: i < n,
+            iterate(steps),
+            (tf.constant(0, tf.int32), t, *values),
+        )
+    return tuple(values)
 
 
 def _array(size, like):

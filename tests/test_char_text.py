@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -198,3 +199,27 @@ def test_generate_command(quick_run):
         timeout=300,
     )
     assert bad.returncode == 2 and "--chars and --temperature must be >= 0" in bad.stderr
+
+
+COMMITTED_MODEL = REPO_ROOT / "saved_models" / "char_rnn"
+MODEL_CARD = REPO_ROOT / "saved_models" / "README.md"
+
+SCORE_TEXT = """
+import tensorflow as tf
+
+loaded = tf.saved_model.load(request["model"])
+scored = loaded.score(tf.constant([request["text"]]))
+response = {"nats": float(scored["nats"][0]), "chars": int(scored["chars"][0])}
+"""
+
+
+def test_committed_model_scores_validation_as_its_model_card(tfds_data_dir, tmp_path):
+    card = MODEL_CARD.read_text()
+    match = re.search(r"Validation split: \*\*([0-9.]+) nats/char\*\*", card)
+    assert match, "saved_models/README.md states the char_rnn validation figure"
+    texts = char_text.load_splits(tfds_data_dir)
+    served = run_without_rnn_keras(
+        SCORE_TEXT, {"model": str(COMMITTED_MODEL), "text": texts["validation"]}, cwd=tmp_path
+    )
+    assert served["chars"] == len(texts["validation"]) - 1
+    assert abs(served["nats"] / served["chars"] - float(match.group(1))) <= 0.01

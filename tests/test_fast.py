@@ -11,8 +11,10 @@ from helpers import CELL_NAMES, randomize_weights
 import rnn_keras
 
 FAST = {"simple": rnn_keras.SimpleRNN, "lstm": rnn_keras.LSTM, "gru": rnn_keras.GRU}
-BATCH, TIME, INPUT_DIM, UNITS = 3, 8, 5, 4
-LENGTHS = [8, 5, 2]
+# 7 steps: one partially unrolled loop iteration of fast.STEPS_PER_ITERATION = 4
+# steps, then 3 single steps.
+BATCH, TIME, INPUT_DIM, UNITS = 3, 7, 5, 4
+LENGTHS = [7, 5, 2]
 
 
 def twins(cell_name, build_shape=(None, None, INPUT_DIM), weight_seed=0, **kwargs):
@@ -80,6 +82,26 @@ def test_fast_equals_generic(
     )
     assert fast.uses_fast_path()
     mask = mask if masked else None
+    probes = probes_for(generic, x, mask=mask)
+    assert_same(
+        outputs_and_gradients(fast, x, mask, probes=probes),
+        outputs_and_gradients(generic, x, mask, probes=probes),
+    )
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+@pytest.mark.parametrize("steps_per_iteration", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("time_steps", [1, 4, 9])
+def test_partial_unrolling_covers_every_length(
+    cell_name, steps_per_iteration, time_steps, monkeypatch
+):
+    from rnn_keras import fast as fast_kernels
+
+    monkeypatch.setattr(fast_kernels, "STEPS_PER_ITERATION", steps_per_iteration)
+    rng = np.random.default_rng(time_steps)
+    x = tf.constant(rng.standard_normal((BATCH, time_steps, INPUT_DIM)), tf.float32)
+    mask = tf.constant(rng.random((BATCH, time_steps)) < 0.7)
+    fast, generic = twins(cell_name, return_sequences=True, return_state=True)
     probes = probes_for(generic, x, mask=mask)
     assert_same(
         outputs_and_gradients(fast, x, mask, probes=probes),

@@ -11,6 +11,8 @@ from conftest import REPO_ROOT
 from helpers import run_without_rnn_keras
 
 IMDB_SCRIPT = REPO_ROOT / "experiments" / "imdb.py"
+sys.path.insert(0, str(IMDB_SCRIPT.parent))
+import imdb  # noqa: E402
 
 # Every input the issue lists as bad, each scored in the fresh process.
 SERVE_BAD_INPUTS = """
@@ -47,6 +49,41 @@ except (TypeError, ValueError) as error:
 """
 
 
+def test_language_model_targets_are_the_neighbouring_tokens():
+    import tensorflow as tf
+
+    ids = tf.constant([[5, 2, 7, 3, 0, 0], [4, 0, 0, 0, 0, 0]], tf.int32)
+    batches = tf.data.Dataset.from_tensors((ids, tf.zeros([2])))
+    inputs, targets, weights = next(iter(imdb.language_model_dataset(batches, 6, True)))
+    np.testing.assert_array_equal(inputs, ids)
+    # id 7 is outside the 6 predicted words: it is predicted as [UNK] (id 1).
+    np.testing.assert_array_equal(targets[0], [[2, 1, 3, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(targets[1], [[0, 5, 2, 1, 0, 0], [0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(weights[0], [[1, 1, 1, 0, 0, 0], [0] * 6])
+    np.testing.assert_array_equal(weights[1], [[0, 1, 1, 1, 0, 0], [0] * 6])
+    (forward_only,), _ = next(iter(imdb.language_model_dataset(batches, 6, False)))[1:]
+    np.testing.assert_array_equal(forward_only, targets[0])
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_pretrained_layers_move_into_the_classifier(bidirectional):
+    args = imdb.parse_train_args(["--quick", "--cell", "gru"])
+    args.bidirectional = bidirectional
+    language_model = imdb.build_pretraining_model(args, vocabulary_size=50)
+    assert len(language_model.outputs) == (2 if bidirectional else 1)
+    ids = np.array([[3, 4, 5, 0]], "int32")
+    logits = keras.tree.flatten(language_model(ids))
+    assert [x.shape for x in logits] == [(1, 4, args.pretrain_vocabulary)] * len(logits)
+    classifier = imdb.build_classifier(args, vocabulary_size=50)
+    imdb.transfer_pretrained(language_model, classifier)
+    for name in ("embedding", "recurrent_0"):
+        pretrained = language_model.get_layer(name).get_weights()
+        moved = classifier.get_layer(name).get_weights()
+        assert len(moved) == len(pretrained) > 0
+        for a, b in zip(moved, pretrained, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, tfds_data_dir):
     """One --quick training run: a few hundred reviews, one epoch, export included."""
@@ -68,6 +105,10 @@ def test_quick_run_writes_its_run_folder(quick_run):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and np.isfinite(metrics["test_loss"])
     assert len(metrics["history"]["val_accuracy"]) == metrics["epochs_run"] == 1
     assert metrics["train_seconds"] > 0 and metrics["machine"]["cpu_cores"] >= 1
+    pretraining = metrics["pretraining"]
+    assert pretraining["reviews"] == 300 and pretraining["epochs"] == 1
+    assert np.isfinite(pretraining["history"]["val_loss"][0])
+    assert metrics["train_seconds"] >= pretraining["seconds"] > 0
     assert (quick_run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((quick_run / "tensorboard").rglob("events.out.tfevents.*"))
     # Atomic export leaves no temporary siblings behind.
