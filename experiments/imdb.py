@@ -51,7 +51,7 @@ DEFAULTS = {
     "patience": 2,
     "val_fraction": 0.1,
     "seed": 1337,
-    "pretrain_epochs": 1,
+    "pretrain_epochs": 0,
     "pretrain_reviews": None,
     "pretrain_vocabulary": 4000,
 }

@@ -61,6 +61,49 @@ def _time_loop(num_steps, body, carry, reverse=False, steps_per_iteration=None):
     return tuple(values)
 
 
+# Independent time loops over slices of the batch. One time loop is a chain of
+# small ops, each waiting for the previous one, which keeps a multi-core CPU
+# mostly idle at small sizes; loops over disjoint rows have no dependency on each
+# other, so TensorFlow runs them at the same time on different cores. Each row's
+# maths is unchanged.
+BATCH_PARTS = 2
+
+
+def batch_parts():
+    """How many independent loops to run: BATCH_PARTS on CPU, 1 when a GPU is visible."""
+    return 1 if tf.config.list_physical_devices("GPU") else BATCH_PARTS
+
+
+def in_batch_parts(run, projection, recurrent_kernel, states, mask, recurrent_mask, parts=None):
+    """`run(projection, recurrent_kernel, states, mask, recurrent_mask)` on slices of the batch.
+
+    `run` returns (hidden states (T, b, H), final states [(b, H), ...]); the
+    slices' results are concatenated back along the batch. Slices may be empty
+    (a batch smaller than `parts`).
+    """
+    parts = batch_parts() if parts is None else parts
+    if parts <= 1:
+        return run(projection, recurrent_kernel, states, mask, recurrent_mask)
+    batch = tf.shape(projection)[1]
+    bounds = [batch * k // parts for k in range(parts + 1)]
+    sizes = tf.stack([bounds[k + 1] - bounds[k] for k in range(parts)])
+
+    def split(x, axis):
+        return [None] * parts if x is None else tf.split(x, sizes, axis=axis)
+
+    slices = zip(
+        split(projection, 1),
+        zip(*[split(state, 0) for state in states], strict=True),
+        split(mask, 1),
+        split(recurrent_mask, 0),
+        strict=True,
+    )
+    results = [run(p, recurrent_kernel, list(s), m, r) for p, s, m, r in slices]
+    hidden = tf.concat([h for h, _ in results], axis=1)
+    final = [tf.concat(list(f), axis=0) for f in zip(*[f for _, f in results], strict=True)]
+    return hidden, final
+
+
 def _array(size, like):
     return tf.TensorArray(like.dtype, size=size, element_shape=like.shape)
 

@@ -185,6 +185,7 @@ def test_generate_command(quick_run):
             "30",
             "--temperature",
             "0.5",
+            "--timing",
         ],
         capture_output=True,
         text=True,
@@ -192,6 +193,7 @@ def test_generate_command(quick_run):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("KING:") and len(result.stdout.rstrip("\n")) >= 5
+    assert re.search(r"generated 30 characters .* characters/s \(one stream\)", result.stderr)
     bad = subprocess.run(
         [sys.executable, str(CHAR_SCRIPT), "generate", "--chars", "-3"],
         capture_output=True,

@@ -89,6 +89,19 @@ def test_fast_equals_generic(
     )
 
 
+def compare_sequences(cell_name, x, mask, training, **cell_kwargs):
+    """Fast and generic layers (sequences and states returned) agree on x, mask."""
+    fast, generic = twins(
+        cell_name, return_sequences=True, return_state=True, seed=7, **cell_kwargs
+    )
+    probes = probes_for(generic, x, mask=mask)
+    fast(x, mask=mask)  # draws as many dropout masks as the probe call did
+    assert_same(
+        outputs_and_gradients(fast, x, mask, training=training, probes=probes),
+        outputs_and_gradients(generic, x, mask, training=training, probes=probes),
+    )
+
+
 @pytest.mark.parametrize("cell_name", CELL_NAMES)
 @pytest.mark.parametrize("steps_per_iteration", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("time_steps", [1, 4, 9])
@@ -101,12 +114,20 @@ def test_partial_unrolling_covers_every_length(
     rng = np.random.default_rng(time_steps)
     x = tf.constant(rng.standard_normal((BATCH, time_steps, INPUT_DIM)), tf.float32)
     mask = tf.constant(rng.random((BATCH, time_steps)) < 0.7)
-    fast, generic = twins(cell_name, return_sequences=True, return_state=True)
-    probes = probes_for(generic, x, mask=mask)
-    assert_same(
-        outputs_and_gradients(fast, x, mask, probes=probes),
-        outputs_and_gradients(generic, x, mask, probes=probes),
-    )
+    compare_sequences(cell_name, x, mask, training=False)
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+@pytest.mark.parametrize("parts", [1, 2, 5])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_batch_parts_keep_every_row(cell_name, parts, batch, monkeypatch):
+    from rnn_keras import fast as fast_kernels
+
+    monkeypatch.setattr(fast_kernels, "BATCH_PARTS", parts)  # 5 parts of 3 rows: some empty
+    rng = np.random.default_rng(batch)
+    x = tf.constant(rng.standard_normal((batch, TIME, INPUT_DIM)), tf.float32)
+    mask = tf.constant(np.arange(TIME)[None, :] < np.array(LENGTHS[:batch])[:, None])
+    compare_sequences(cell_name, x, mask, training=True, dropout=0.2, recurrent_dropout=0.3)
 
 
 @pytest.mark.parametrize("cell_name", CELL_NAMES)

@@ -88,12 +88,29 @@ def test_pretrained_layers_move_into_the_classifier(bidirectional):
 def quick_run(tmp_path_factory, tfds_data_dir):
     """One --quick training run: a few hundred reviews, one epoch, export included."""
     run_dir = tmp_path_factory.mktemp("imdb_quick")
-    command = [sys.executable, str(IMDB_SCRIPT), "--quick", "--out", str(run_dir)]
+    run_quick(run_dir, tfds_data_dir)
+    return run_dir
+
+
+def run_quick(run_dir, tfds_data_dir, *flags):
+    command = [sys.executable, str(IMDB_SCRIPT), "--quick", "--out", str(run_dir), *flags]
     if tfds_data_dir:
         command += ["--data-dir", tfds_data_dir]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=run_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return run_dir
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_quick_run_with_language_model_pretraining(tmp_path, tfds_data_dir):
+    metrics = run_quick(tmp_path, tfds_data_dir, "--pretrain-epochs", "1")
+    pretraining = metrics["pretraining"]
+    assert pretraining["reviews"] == 300 and pretraining["epochs"] == 1
+    assert pretraining["predicted_vocabulary"] == 500
+    history = pretraining["history"]
+    assert np.isfinite(history["val_loss"][0]) and np.isfinite(history["next_token_loss"][0])
+    assert metrics["train_seconds"] >= pretraining["seconds"] > 0
+    assert (tmp_path / "pretrained.weights.h5").exists()
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
 
 
 def test_quick_run_writes_its_run_folder(quick_run):
@@ -105,10 +122,7 @@ def test_quick_run_writes_its_run_folder(quick_run):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and np.isfinite(metrics["test_loss"])
     assert len(metrics["history"]["val_accuracy"]) == metrics["epochs_run"] == 1
     assert metrics["train_seconds"] > 0 and metrics["machine"]["cpu_cores"] >= 1
-    pretraining = metrics["pretraining"]
-    assert pretraining["reviews"] == 300 and pretraining["epochs"] == 1
-    assert np.isfinite(pretraining["history"]["val_loss"][0])
-    assert metrics["train_seconds"] >= pretraining["seconds"] > 0
+    assert metrics["pretraining"] is None  # off by default
     assert (quick_run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((quick_run / "tensorboard").rglob("events.out.tfevents.*"))
     # Atomic export leaves no temporary siblings behind.
