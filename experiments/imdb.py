@@ -154,20 +154,12 @@ def parse_train_args(argv):
 # --- data -------------------------------------------------------------------------------------
 
 
-def load_reviews(data_dir, train_examples=None, test_examples=None):
-    """(texts, labels) NumPy arrays of the train and test splits, through tensorflow-datasets."""
-    return (
-        _load_split(data_dir, "train", train_examples),
-        _load_split(data_dir, "test", test_examples),
-    )
+def load_split(data_dir, name, count=None):
+    """(texts, labels) NumPy arrays of one `imdb_reviews` split, through tensorflow-datasets.
 
-
-def load_unlabelled_reviews(data_dir, count=None):
-    """The texts of the `unsupervised` split (50,000 reviews without labels)."""
-    return _load_split(data_dir, "unsupervised", count)[0]
-
-
-def _load_split(data_dir, name, count):
+    `name` is "train", "test" or "unsupervised" (50,000 reviews, label -1); `count`
+    keeps the first reviews only.
+    """
     import numpy as np
     import tensorflow_datasets as tfds
 
@@ -373,7 +365,7 @@ def pretrain(args, run_dir, vectorizer, val_texts, classifier):
         print(f"pretraining: resumed from {weights_path}")
         return json.loads(record_path.read_text())
 
-    texts = load_unlabelled_reviews(args.data_dir, args.pretrain_reviews)
+    texts, _ = load_split(args.data_dir, "unsupervised", args.pretrain_reviews)
     print(f"pretraining: language model on {len(texts)} unlabelled reviews")
 
     def batches(texts, shuffle_seed):
@@ -429,9 +421,8 @@ def train(argv):
     keras.utils.set_random_seed(args.seed)
 
     started = time.time()
-    (train_texts, train_labels), (test_texts, test_labels) = load_reviews(
-        args.data_dir, args.train_examples, args.test_examples
-    )
+    train_texts, train_labels = load_split(args.data_dir, "train", args.train_examples)
+    test_texts, test_labels = load_split(args.data_dir, "test", args.test_examples)
     (fit_texts, fit_labels), (val_texts, val_labels) = validation_split(
         train_texts, train_labels, args.val_fraction, args.seed
     )

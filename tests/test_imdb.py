@@ -226,18 +226,14 @@ response = {"accuracy": float(np.mean(predictions == np.array(request["labels"])
 
 
 def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_path):
-    import tensorflow_datasets as tfds
-
-    dataset = tfds.load(
-        "imdb_reviews", split="test[:2000]", data_dir=tfds_data_dir, as_supervised=True
-    )
-    texts, labels = [], []
-    for text, label in tfds.as_numpy(dataset):
-        texts.append(text.decode("utf-8"))
-        labels.append(int(label))
+    texts, labels = imdb.load_split(tfds_data_dir, "test", 2000)
     served = run_without_rnn_keras(
         SCORE_REVIEWS,
-        {"model": str(COMMITTED_MODEL), "texts": texts, "labels": labels},
+        {
+            "model": str(COMMITTED_MODEL),
+            "texts": [text.decode("utf-8") for text in texts],
+            "labels": labels.astype(int).tolist(),
+        },
         cwd=tmp_path,
     )
     assert served["count"] == 2000
