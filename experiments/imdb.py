@@ -8,8 +8,10 @@
 Training writes one run folder (`--out`, default `runs/imdb-<time>`): `config.json`,
 `metrics.json` (test accuracy and loss, per-epoch history, wall time, machine),
 `learning_curve.png`, TensorBoard logs and the `BackupAndRestore` checkpoint that
-lets a killed run resume where it stopped. It exports into `--export-dir`
-(default `saved_models/`; the run folder with `--quick`):
+lets a killed run resume where it stopped (with `--pretrain-epochs` or
+`--pseudo-label-confidence`, also the language model's or the teacher's weights
+and the pseudo-labels, so a resumed run skips what it had finished). It exports
+into `--export-dir` (default `saved_models/`; the run folder with `--quick`):
 
 * `imdb/`: a SavedModel whose `serve` endpoint maps raw review text, `tf.string`
   of shape [None], to the probability that each review is positive, float32 of
@@ -54,6 +56,8 @@ DEFAULTS = {
     "pretrain_epochs": 0,
     "pretrain_reviews": None,
     "pretrain_vocabulary": 4000,
+    "pseudo_label_confidence": 0.0,
+    "pseudo_label_reviews": None,
 }
 # --quick: the same code path on a few hundred reviews, for tests and smoke runs.
 QUICK = {
@@ -67,6 +71,7 @@ QUICK = {
     "batch_size": 32,
     "pretrain_reviews": 300,
     "pretrain_vocabulary": 500,
+    "pseudo_label_reviews": 300,
 }
 MAX_CHARS_PER_TOKEN = 20  # the text cap: max_length tokens read at most this many bytes each
 SERVE_SIGNATURE_NAME = "serve"
@@ -126,6 +131,19 @@ def parse_train_args(argv):
         help="the language model predicts this many most frequent words (others as [UNK])",
     )
     add(
+        "--pseudo-label-confidence",
+        type=float,
+        default=DEFAULTS["pseudo_label_confidence"],
+        help="self-training: a teacher trained as usual labels the unlabelled reviews it scores "
+        "at least this confident, and a fresh student trains on both (0: off)",
+    )
+    add(
+        "--pseudo-label-reviews",
+        type=int,
+        default=DEFAULTS["pseudo_label_reviews"],
+        help="unlabelled reviews the teacher scores (default: all 50,000)",
+    )
+    add(
         "--data-dir",
         default=None,
         help="tensorflow-datasets data dir (default: $TFDS_DATA_DIR or tfds's own)",
@@ -144,6 +162,11 @@ def parse_train_args(argv):
         help="do not read the test split (for choosing hyperparameters on validation)",
     )
     args = parser.parse_args(argv)
+    if args.pseudo_label_confidence and not 0.5 < args.pseudo_label_confidence < 1.0:
+        parser.error(
+            "--pseudo-label-confidence must be 0 (off) or between 0.5 and 1 (exclusive). "
+            f"Received: {args.pseudo_label_confidence}"
+        )
     args.train_examples = args.test_examples = None
     if args.quick:
         for key, value in QUICK.items():
@@ -410,12 +433,161 @@ def pretrain(args, run_dir, vectorizer, val_texts, classifier):
     return record
 
 
+# --- self-training ----------------------------------------------------------------------------
+
+
+def score_reviews(classifier, vectorizer, max_length, texts, batch_size):
+    """The classifier's probability positive for each text, in the order of `texts`.
+
+    Reviews go through the same length-bucketed pipeline as training (so short
+    reviews do not pay for max_length steps); each carries its index to put its
+    score back in place.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    indices = np.arange(len(texts), dtype="float32")  # exact in float32 below 2**24
+    batches = token_dataset(vectorizer, max_length, texts, indices, batch_size)
+    classify = tf.function(
+        lambda ids: classifier(ids, training=False),
+        input_signature=[tf.TensorSpec([None, None], tf.int32)],
+    )
+    scores = np.full(len(texts), np.nan, dtype="float32")
+    for ids, index in batches:
+        scores[index.numpy().astype("int64")] = classify(ids).numpy().reshape(-1)
+    if np.isnan(scores).any():
+        raise RuntimeError(
+            f"score_reviews: {int(np.isnan(scores).sum())} of {len(texts)} reviews got no score "
+            "from the pipeline (expected every review to be scored once)"
+        )
+    return scores
+
+
+def pseudo_label(args, run_dir, vectorizer, teacher):
+    """Self-training's data: the unlabelled reviews the teacher is confident about.
+
+    Keeps the reviews scored >= c or <= 1 - c (c = --pseudo-label-confidence),
+    labelled 1 or 0. Returns (texts, labels, record); the labels and the record
+    are saved in the run folder, so a resumed run does not score them again.
+    """
+    import numpy as np
+
+    labels_path = run_dir / "pseudo_labels.npz"
+    record_path = run_dir / "pseudo_labels.json"
+    texts, _ = load_split(args.data_dir, "unsupervised", args.pseudo_label_reviews)
+    if labels_path.exists() and record_path.exists():
+        saved = np.load(labels_path)
+        print(f"self-training: pseudo-labels resumed from {labels_path}")
+        return texts[saved["indices"]], saved["labels"], json.loads(record_path.read_text())
+
+    started = time.time()
+    scores = score_reviews(teacher, vectorizer, args.max_length, texts, args.batch_size)
+    confidence = args.pseudo_label_confidence
+    keep = np.flatnonzero((scores >= confidence) | (scores <= 1.0 - confidence))
+    labels = (scores[keep] >= 0.5).astype("float32")
+    record = {
+        "confidence": confidence,
+        "unlabelled_reviews": len(texts),
+        "kept": len(keep),
+        "kept_positive_fraction": float(labels.mean()) if len(keep) else None,
+        "seconds": round(time.time() - started, 1),
+    }
+    print(
+        f"self-training: the teacher labels {len(keep)} of {len(texts)} unlabelled reviews "
+        f"(confidence >= {confidence}; {labels.mean() if len(keep) else 0:.1%} positive)"
+    )
+    np.savez(labels_path, indices=keep, labels=labels)
+    common.write_json(record_path, record)
+    return texts[keep], labels, record
+
+
 # --- commands ---------------------------------------------------------------------------------
+
+
+def compile_classifier(args, classifier):
+    import keras
+
+    classifier.compile(
+        optimizer=keras.optimizers.AdamW(
+            args.lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm
+        )
+        if args.weight_decay
+        else keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        # XLA makes the recurrent loop slower on this CPU (measured); see README.
+        jit_compile=False,
+    )
+
+
+def fit_classifier(args, run_dir, classifier, train_ds, val_ds, phase=""):
+    """Trains with early stopping on validation accuracy; returns (history, seconds).
+
+    `phase` names the BackupAndRestore and TensorBoard folders ("" for the
+    classifier, "_student" for self-training's student).
+    """
+    import keras
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / f"backup{phase}")),
+        keras.callbacks.EarlyStopping(
+            monitor="val_accuracy",
+            mode="max",
+            patience=args.patience,
+            restore_best_weights=True,
+        ),
+        keras.callbacks.TensorBoard(str(run_dir / f"tensorboard{phase}")),
+    ]
+    started = time.time()
+    history = classifier.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=args.epochs,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=2 if args.quick else "auto",
+    )
+    return history, time.time() - started
+
+
+def new_classifier(args, run_dir, vectorizer, val_texts):
+    """A compiled classifier, with the language model's weights when pretraining is on.
+
+    Returns (classifier, pretraining record or None). Pretraining runs once per
+    run folder; a second call (self-training's student) reuses its weights.
+    """
+    classifier = build_classifier(args, vectorizer.vocabulary_size())
+    pretraining = None
+    if args.pretrain_epochs:
+        pretraining = pretrain(args, run_dir, vectorizer, val_texts, classifier)
+    compile_classifier(args, classifier)
+    return classifier, pretraining
+
+
+def train_teacher(args, run_dir, vectorizer, val_texts, train_ds, val_ds):
+    """Self-training's first model, trained as usual; saved so a resumed run skips it."""
+    weights_path = run_dir / "teacher.weights.h5"
+    record_path = run_dir / "teacher.json"
+    teacher, _ = new_classifier(args, run_dir, vectorizer, val_texts)
+    if weights_path.exists() and record_path.exists():
+        teacher.load_weights(str(weights_path))
+        print(f"self-training: teacher resumed from {weights_path}")
+        return teacher, json.loads(record_path.read_text())
+    history, seconds = fit_classifier(args, run_dir, teacher, train_ds, val_ds, "_teacher")
+    record = {
+        "history": common.history_dict(history),
+        "best_val_accuracy": float(max(history.history["val_accuracy"])),
+        "seconds": round(seconds, 1),
+    }
+    teacher.save_weights(str(weights_path))
+    common.write_json(record_path, record)
+    return teacher, record
 
 
 def train(argv):
     args = parse_train_args(argv)
     import keras
+    import numpy as np
 
     run_dir, export_dir = common.start_run(args, "imdb")
     keras.utils.set_random_seed(args.seed)
@@ -435,42 +607,29 @@ def train(argv):
     val_ds = token_dataset(vectorizer, args.max_length, val_texts, val_labels, args.batch_size)
     test_ds = token_dataset(vectorizer, args.max_length, test_texts, test_labels, args.batch_size)
 
-    classifier = build_classifier(args, vectorizer.vocabulary_size())
-    pretraining = None
-    if args.pretrain_epochs:
-        pretraining = pretrain(args, run_dir, vectorizer, val_texts, classifier)
-    classifier.compile(
-        optimizer=keras.optimizers.AdamW(
-            args.lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm
+    self_training = None
+    extra_seconds = 0.0
+    if args.pseudo_label_confidence:
+        teacher, teacher_record = train_teacher(
+            args, run_dir, vectorizer, val_texts, train_ds, val_ds
         )
-        if args.weight_decay
-        else keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
-        # XLA makes the recurrent loop slower on this CPU (measured); see README.
-        jit_compile=False,
-    )
+        pseudo_texts, pseudo_labels, labelling = pseudo_label(args, run_dir, vectorizer, teacher)
+        self_training = {"teacher": teacher_record, "pseudo_labels": labelling}
+        extra_seconds = teacher_record["seconds"] + labelling["seconds"]
+        train_ds = token_dataset(
+            vectorizer,
+            args.max_length,
+            np.concatenate([fit_texts, pseudo_texts]),
+            np.concatenate([fit_labels, pseudo_labels]),
+            args.batch_size,
+            args.seed,
+        )
+        keras.utils.set_random_seed(args.seed + 1)  # the student's start, also on resume
+    classifier, pretraining = new_classifier(args, run_dir, vectorizer, val_texts)
     classifier.summary(print_fn=lambda line, **_: print(line))
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.EarlyStopping(
-            monitor="val_accuracy",
-            mode="max",
-            patience=args.patience,
-            restore_best_weights=True,
-        ),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
-    ]
-    fit_started = time.time()
-    history = classifier.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=args.epochs,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=2 if args.quick else "auto",
+    history, train_seconds = fit_classifier(
+        args, run_dir, classifier, train_ds, val_ds, "_student" if self_training else ""
     )
-    train_seconds = time.time() - fit_started
     pretrain_seconds = pretraining["seconds"] if pretraining else 0.0
     test_loss = test_accuracy = None
     if not args.skip_test:
@@ -478,10 +637,12 @@ def train(argv):
         print(
             f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test_texts)} reviews)"
         )
+    total_train_seconds = pretrain_seconds + extra_seconds + train_seconds
     print(
-        f"training {(pretrain_seconds + train_seconds) / 60:.1f} min (pretraining "
-        f"{pretrain_seconds / 60:.1f}, classifier {train_seconds / 60:.1f}); "
-        f"best validation accuracy {max(history.history['val_accuracy']):.4f}"
+        f"training {total_train_seconds / 60:.1f} min (pretraining {pretrain_seconds / 60:.1f}, "
+        f"teacher and pseudo-labelling {extra_seconds / 60:.1f}, classifier "
+        f"{train_seconds / 60:.1f}); best validation accuracy "
+        f"{max(history.history['val_accuracy']):.4f}"
     )
 
     model = text_model(vectorizer, classifier)
@@ -497,9 +658,10 @@ def train(argv):
         "best_val_accuracy": float(max(history.history["val_accuracy"])),
         "epochs_run": len(history.history["loss"]),
         "history": common.history_dict(history),
-        "train_seconds": round(pretrain_seconds + train_seconds, 1),
+        "train_seconds": round(total_train_seconds, 1),
         "classifier_train_seconds": round(train_seconds, 1),
         "pretraining": pretraining,
+        "self_training": self_training,
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(classifier.count_params()),
         "machine": common.machine_info(),

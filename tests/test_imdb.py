@@ -84,6 +84,54 @@ def test_pretrained_layers_move_into_the_classifier(bidirectional):
             np.testing.assert_array_equal(a, b)
 
 
+def test_score_reviews_keeps_the_order_of_the_texts():
+    # Lengths from 1 to 110 words fall in different length buckets, which the
+    # pipeline batches apart; each score must still land at its text's index.
+    rng = np.random.default_rng(0)
+    words = np.array(["good", "bad", "film", "plot", "actor", "dull", "great", "the"])
+    lengths = [110, 3, 57, 1, 95, 12, 60, 7, 101]
+    texts = np.array([" ".join(rng.choice(words, n)) for n in lengths], dtype=object)
+    args = imdb.parse_train_args(["--quick"])
+    vectorizer = imdb.make_vectorizer(texts, max_tokens=20, max_length=120)
+    classifier = imdb.build_classifier(args, vectorizer.vocabulary_size())
+    scores = imdb.score_reviews(classifier, vectorizer, 120, texts, batch_size=2)
+    expected = classifier(vectorizer(texts), training=False).numpy().reshape(-1)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    assert len(set(np.round(expected, 6))) > 1  # distinct scores, so a mix-up would show
+
+
+@pytest.mark.parametrize("confidence", ["0.5", "1", "-0.2"])
+def test_pseudo_label_confidence_outside_half_to_one_is_rejected(confidence, capsys):
+    with pytest.raises(SystemExit):
+        imdb.parse_train_args(["--pseudo-label-confidence", confidence])
+    assert (
+        "--pseudo-label-confidence must be 0 (off) or between 0.5 and 1" in capsys.readouterr().err
+    )
+
+
+def test_quick_run_with_self_training_and_its_resume(tmp_path, tfds_data_dir):
+    # A barely trained teacher scores near 0.5, so a confidence just above 0.5
+    # keeps most reviews; the code path is the one the real run takes.
+    flags = ("--pseudo-label-confidence", "0.5001")
+    metrics = run_quick(tmp_path, tfds_data_dir, *flags)
+    record = metrics["self_training"]
+    teacher, labelling = record["teacher"], record["pseudo_labels"]
+    assert labelling["unlabelled_reviews"] == 300 and labelling["confidence"] == 0.5001
+    saved = np.load(tmp_path / "pseudo_labels.npz")
+    assert 0 < labelling["kept"] == len(saved["indices"]) == len(saved["labels"]) <= 300
+    assert set(np.unique(saved["labels"])) <= {0.0, 1.0}
+    assert np.all(np.diff(saved["indices"]) > 0) and saved["indices"][-1] < 300
+    assert labelling["kept_positive_fraction"] == pytest.approx(saved["labels"].mean())
+    assert len(teacher["history"]["val_accuracy"]) == 1
+    assert len(metrics["history"]["val_accuracy"]) == metrics["epochs_run"] == 1
+    assert metrics["train_seconds"] >= teacher["seconds"] + labelling["seconds"]
+    assert (tmp_path / "teacher.weights.h5").exists()
+    # Run again in the same folder: the teacher and its labels are reused, not redone.
+    again = run_quick(tmp_path, tfds_data_dir, *flags)
+    assert again["self_training"] == record
+    assert 0.0 <= again["test_accuracy"] <= 1.0
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, tfds_data_dir):
     """One --quick training run: a few hundred reviews, one epoch, export included."""
@@ -123,6 +171,7 @@ def test_quick_run_writes_its_run_folder(quick_run):
     assert len(metrics["history"]["val_accuracy"]) == metrics["epochs_run"] == 1
     assert metrics["train_seconds"] > 0 and metrics["machine"]["cpu_cores"] >= 1
     assert metrics["pretraining"] is None  # off by default
+    assert metrics["self_training"] is None
     assert (quick_run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((quick_run / "tensorboard").rglob("events.out.tfevents.*"))
     # Atomic export leaves no temporary siblings behind.
