@@ -178,6 +178,17 @@ def test_quick_run_writes_its_run_folder(quick_run):
     assert sorted(p.name for p in (quick_run / "export").iterdir()) == ["imdb", "imdb.keras"]
 
 
+def test_a_seed_makes_the_run_repeatable(quick_run, tmp_path, tfds_data_dir):
+    first = json.loads((quick_run / "metrics.json").read_text())
+    (tmp_path / "same").mkdir()
+    again = run_quick(tmp_path / "same", tfds_data_dir)
+    assert again["history"] == first["history"]  # bit for bit, every recorded float
+    assert again["test_loss"] == first["test_loss"]
+    (tmp_path / "other").mkdir()
+    other = run_quick(tmp_path / "other", tfds_data_dir, "--seed", "7")
+    assert other["history"]["loss"] != first["history"]["loss"]
+
+
 def test_export_serves_raw_text_without_rnn_keras(quick_run):
     texts = ["A wonderful, moving film.", "Dreadful. <br /><br />Two hours I will never get back."]
     code = """
