@@ -26,6 +26,7 @@ logs and the `BackupAndRestore` checkpoint. Exports go to `--export-dir`
 
 import argparse
 import math
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -563,7 +564,7 @@ def generate(argv):
             started = time.perf_counter()
             loaded.generate(*call_args).numpy()
             seconds.append(time.perf_counter() - started)
-        median = sorted(seconds)[1]
+        median = statistics.median(seconds)
         print(
             f"generated {args.chars} characters after a {len(args.prompt)}-character prompt "
             f"in {median:.3f} s: {args.chars / median:,.0f} characters/s (one stream)",
