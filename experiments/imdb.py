@@ -523,8 +523,8 @@ def compile_classifier(args, classifier):
 def fit_classifier(args, run_dir, classifier, train_ds, val_ds, phase=""):
     """Trains with early stopping on validation accuracy; returns (history, seconds).
 
-    `phase` names the BackupAndRestore and TensorBoard folders ("" for the
-    classifier, "_student" for self-training's student).
+    `phase` suffixes the BackupAndRestore and TensorBoard folder names: "" for the
+    classifier, "_teacher" and "_student" for self-training's two models.
     """
     import keras
 
