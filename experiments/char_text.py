@@ -19,8 +19,8 @@ logs and the `BackupAndRestore` checkpoint. Exports go to `--export-dir`
 (default `saved_models/`; the run folder with `--quick`):
 
 * `char_rnn/`: a SavedModel with the endpoints `generate`, `score`,
-  `initial_state`, `step` and `vocabulary` (see `CharExport`), served by
-  `tf.saved_model.load` with no code of ours;
+  `initial_state`, `step` and `vocabulary` (`rnn_keras.export.export_text_generator`),
+  served by `tf.saved_model.load` with no code of ours;
 * `char_rnn.keras`: the trained model for further training.
 """
 
@@ -49,6 +49,7 @@ DEFAULTS = {
     "clipnorm": 5.0,
     "patience": 3,
     "seed": 1337,
+    "max_chars": None,  # all
 }
 QUICK = {
     "max_chars": 6000,
@@ -62,7 +63,6 @@ QUICK = {
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 SAMPLE_PROMPT = "ROMEO:"
 SAMPLE_CHARS = 600
-SCORE_CHUNK = 256  # steps read at a time by score/generate: bounds memory for long texts
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -130,239 +130,6 @@ def window_dataset(ids, batch_size, seq_len):
     return tf.data.Dataset.from_tensor_slices((inputs, targets)).prefetch(tf.data.AUTOTUNE)
 
 
-# --- export -----------------------------------------------------------------------------------
-
-
-class CharExport:
-    """What the SavedModel serves, built from a trained CharRNN's layers.
-
-    State layout: every layer's states (`[h, c]` for an LSTM, `[h]` otherwise),
-    each `(batch, units)`, concatenated along the last axis into `(batch, S)`.
-    An empty prompt starts from the initial state with a newline as the last
-    character read, so generation starts at the beginning of a line.
-    """
-
-    def __init__(self, model, lookup):
-        import keras
-        import tensorflow as tf
-
-        self.lookup = lookup
-        self.vocabulary_strings = tf.constant(lookup.get_vocabulary())
-        self.newline_id = int(lookup(tf.constant("\n")).numpy())
-        self.embedding = model.get_layer("embedding")
-        self.output_layer = model.get_layer("logits")
-        # Sequence readers: the trained layers' configs, made stateless and returning states.
-        self.readers = []
-        for index in range(model.num_layers):
-            trained = model.get_layer(f"recurrent_{index}")
-            config = trained.get_config()
-            config.update(
-                stateful=False,
-                return_sequences=True,
-                return_state=True,
-                dropout=0.0,
-                recurrent_dropout=0.0,
-                name=f"reader_{index}",
-            )
-            reader = type(trained).from_config(config)
-            reader.build((None, None, trained.cell.kernel.shape[0]))
-            reader.set_weights(trained.get_weights())
-            self.readers.append(reader)
-        self.state_sizes = [
-            [reader.cell.units] * len(reader.cell.get_initial_state(1)) for reader in self.readers
-        ]
-        self.state_size = sum(sum(sizes) for sizes in self.state_sizes)
-        self.keras = keras
-        self.tf = tf
-
-    # -- state packing ---------------------------------------------------------
-
-    def _unpack(self, state):
-        flat = self.tf.split(state, [s for sizes in self.state_sizes for s in sizes], axis=-1)
-        per_layer, start = [], 0
-        for sizes in self.state_sizes:
-            per_layer.append(flat[start : start + len(sizes)])
-            start += len(sizes)
-        return per_layer
-
-    def _pack(self, per_layer):
-        return self.tf.concat([s for states in per_layer for s in states], axis=-1)
-
-    # -- the maths -------------------------------------------------------------
-
-    def _step(self, ids, state):
-        tf = self.tf
-        x = self.embedding(ids)
-        new_states = []
-        for reader, states in zip(self.readers, self._unpack(state), strict=True):
-            x, states = reader.cell(x, list(states))
-            new_states.append(states if isinstance(states, (list, tuple)) else [states])
-        logits = tf.cast(self.output_layer(x), tf.float32)
-        return logits, self._pack(new_states)
-
-    def _read(self, ids, mask, state):
-        """Run (batch, time) ids through the stack: (logits (batch, time, V), new state)."""
-        x = self.embedding(ids)
-        new_states = []
-        for reader, states in zip(self.readers, self._unpack(state), strict=True):
-            x, *states = reader(x, mask=mask, initial_state=list(states))
-            new_states.append(states)
-        return self.tf.cast(self.output_layer(x), self.tf.float32), self._pack(new_states)
-
-    def _ids(self, text):
-        """Ragged int32 ids of each string's characters (invalid UTF-8 replaced)."""
-        tf = self.tf
-        chars = tf.strings.unicode_split(text, "UTF-8", errors="replace")
-        return tf.cast(tf.ragged.map_flat_values(self.lookup, chars), tf.int32)
-
-    def _chunked(self, ids, lengths, state, targets=None):
-        """Read padded ids chunk by chunk; returns (state, summed NLL of targets per row)."""
-        tf = self.tf
-        batch = tf.shape(ids)[0]
-        total = tf.shape(ids)[1]
-        num_chunks = (total + SCORE_CHUNK - 1) // SCORE_CHUNK
-        padded = num_chunks * SCORE_CHUNK
-        ids = tf.pad(ids, [[0, 0], [0, padded - total]])
-        if targets is not None:
-            targets = tf.pad(targets, [[0, 0], [0, padded - total]])
-        positions = tf.range(padded)[None, :]
-        mask = positions < lengths[:, None]
-
-        def body(k, state, nats):
-            start, size = [0, k * SCORE_CHUNK], [batch, SCORE_CHUNK]
-            chunk_ids, chunk_mask = tf.slice(ids, start, size), tf.slice(mask, start, size)
-            logits, state = self._read(chunk_ids, chunk_mask, state)
-            if targets is not None:
-                chunk_targets = tf.slice(targets, start, size)
-                nll = tf.nn.sparse_softmax_cross_entropy_with_logits(chunk_targets, logits)
-                nats += tf.reduce_sum(tf.where(chunk_mask, nll, 0.0), axis=1)
-            return k + 1, state, nats
-
-        _, state, nats = tf.while_loop(
-            lambda k, *_: k < num_chunks,
-            body,
-            (0, state, tf.zeros([batch], tf.float32)),
-            shape_invariants=(
-                tf.TensorShape([]),
-                tf.TensorShape([None, self.state_size]),
-                tf.TensorShape([None]),
-            ),
-        )
-        return state, nats
-
-    # -- endpoints -------------------------------------------------------------
-
-    def initial_state(self, batch_size):
-        tf = self.tf
-        tf.debugging.assert_non_negative(batch_size, message="initial_state: batch_size < 0")
-        return tf.zeros([batch_size, self.state_size], tf.float32)
-
-    def step(self, ids, state):
-        logits, state = self._step(ids, state)
-        return {"logits": logits, "state": state}
-
-    def score(self, text):
-        tf = self.tf
-        ids = self._ids(text)
-        lengths = tf.cast(ids.row_lengths(), tf.int32)
-        dense = ids.to_tensor(0)
-        # Character t + 1 is scored from the state after reading characters 0..t.
-        inputs, targets = dense[:, :-1], dense[:, 1:]
-        scored = tf.maximum(lengths - 1, 0)
-        _, nats = self._chunked(inputs, scored, self.initial_state(tf.shape(text)[0]), targets)
-        return {"nats": nats, "chars": scored}
-
-    def generate(self, prompt, num_chars, temperature):
-        tf = self.tf
-        with tf.control_dependencies(
-            [
-                tf.debugging.assert_non_negative(
-                    num_chars, message="generate: num_chars must be >= 0"
-                ),
-                tf.debugging.assert_non_negative(
-                    temperature, message="generate: temperature must be >= 0 (0 is greedy)"
-                ),
-            ]
-        ):
-            num_chars = tf.identity(num_chars)
-        ids = self._ids(prompt)
-        batch = tf.shape(prompt)[0]
-        lengths = tf.cast(ids.row_lengths(), tf.int32)
-        dense = ids.to_tensor(0)
-        # Read all but the last prompt character as a sequence; the loop starts from the last.
-        state, _ = self._chunked(dense, tf.maximum(lengths - 1, 0), self.initial_state(batch))
-        last_index = tf.maximum(lengths - 1, 0)
-        last = tf.gather(tf.pad(dense, [[0, 0], [0, 1]]), last_index, batch_dims=1)
-        current = tf.where(lengths > 0, last, self.newline_id)
-        never_unknown = tf.one_hot(0, tf.shape(self.vocabulary_strings)[0], on_value=-1e9)
-
-        def body(i, current, state, generated):
-            logits, state = self._step(current, state)
-            logits += never_unknown
-            greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            scaled = logits / tf.maximum(temperature, 1e-6)
-            sampled = tf.cast(tf.random.categorical(scaled, 1)[:, 0], tf.int32)
-            following = tf.where(temperature > 0, sampled, greedy)
-            return i + 1, following, state, generated.write(i, following)
-
-        _, _, _, generated = tf.while_loop(
-            lambda i, *_: i < num_chars,
-            body,
-            (0, current, state, tf.TensorArray(tf.int32, size=num_chars, element_shape=[None])),
-        )
-        # An empty TensorArray of unknown element shape cannot be stacked (num_chars = 0).
-        new_ids = tf.cond(
-            num_chars > 0,
-            lambda: tf.transpose(generated.stack()),
-            lambda: tf.zeros([batch, 0], tf.int32),
-        )
-        new_text = tf.strings.reduce_join(tf.gather(self.vocabulary_strings, new_ids), axis=1)
-        return prompt + new_text
-
-    def vocabulary(self):
-        return self.vocabulary_strings
-
-
-def export_saved_model(model, lookup, path):
-    import keras
-    import tensorflow as tf
-
-    export = CharExport(model, lookup)
-    archive = keras.export.ExportArchive()
-    archive.track(lookup)
-    archive.track(export.embedding)
-    archive.track(export.output_layer)
-    for reader in export.readers:
-        archive.track(reader)
-    archive.add_endpoint(
-        "generate",
-        export.generate,
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="prompt"),
-            tf.TensorSpec([], tf.int32, name="num_chars"),
-            tf.TensorSpec([], tf.float32, name="temperature"),
-        ],
-    )
-    archive.add_endpoint(
-        "score", export.score, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
-    )
-    archive.add_endpoint(
-        "initial_state",
-        export.initial_state,
-        input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")],
-    )
-    archive.add_endpoint(
-        "step",
-        export.step,
-        input_signature=[
-            tf.TensorSpec([None], tf.int32, name="ids"),
-            tf.TensorSpec([None, export.state_size], tf.float32, name="state"),
-        ],
-    )
-    archive.add_endpoint("vocabulary", export.vocabulary, input_signature=[])
-    archive.write_out(str(path), verbose=False)
-
-
 # --- training ---------------------------------------------------------------------------------
 
 
@@ -371,38 +138,24 @@ def parse_train_args(argv):
         description="Train a char-level language model on tiny-shakespeare with truncated BPTT.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add = parser.add_argument
-    add("--cell", choices=["simple", "lstm", "gru"], default=DEFAULTS["cell"])
-    add("--layers", type=int, default=DEFAULTS["layers"])
-    add("--units", type=int, default=DEFAULTS["units"])
-    add("--embedding-dim", type=int, default=DEFAULTS["embedding_dim"])
-    add("--seq-len", type=int, default=DEFAULTS["seq_len"], help="truncated-BPTT window")
-    add("--batch-size", type=int, default=DEFAULTS["batch_size"], help="parallel streams")
-    add("--dropout", type=float, default=DEFAULTS["dropout"])
-    add("--epochs", type=int, default=DEFAULTS["epochs"], help="at most; early stopping")
-    add("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate")
-    add("--clipnorm", type=float, default=DEFAULTS["clipnorm"], help="global-norm clip")
-    add("--patience", type=int, default=DEFAULTS["patience"])
-    add("--seed", type=int, default=DEFAULTS["seed"])
-    add("--data-dir", default=None, help="tensorflow-datasets data dir")
-    add(
+    common.add_flags(
+        parser,
+        DEFAULTS,
+        {
+            "seq_len": "truncated-BPTT window",
+            "batch_size": "parallel streams",
+            "epochs": "at most; early stopping",
+            "lr": "Adam learning rate",
+            "clipnorm": "global-norm clip",
+        },
+        {"cell": ["simple", "lstm", "gru"]},
+    )
+    common.add_run_flags(parser, "char_text", "char_rnn/ and char_rnn.keras")
+    parser.add_argument(
         "--manual-dir",
-        default=None,
         help="folder with tiny-shakespeare's input.txt, for tfds to prepare the data offline",
     )
-    add("--out", default=None, help="run folder (default: runs/char_text-<UTC time>)")
-    add(
-        "--export-dir",
-        default=None,
-        help="where char_rnn/ and char_rnn.keras go (default: saved_models/, or the run "
-        "folder with --quick)",
-    )
-    add("--quick", action="store_true", help="a few thousand characters, one epoch, tiny model")
-    args = parser.parse_args(argv)
-    args.max_chars = None
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
+    args = common.parse_args(parser, argv, QUICK)
     return args
 
 
@@ -426,56 +179,50 @@ def train(argv):
         f"test {len(ids['test'])}; vocabulary {lookup.vocabulary_size()} (id 0 = unknown)"
     )
 
-    model = rnn_keras.CharRNN(
-        lookup.vocabulary_size(),
+    backbone = rnn_keras.RecurrentBackbone(
         cell=args.cell,
         units=args.units,
         num_layers=args.layers,
+        vocabulary_size=lookup.vocabulary_size(),
         embedding_dim=args.embedding_dim,
+        mask_zero=False,  # id 0 is the lookup's out-of-vocabulary character, not padding
         dropout=args.dropout,
         stateful=True,
         batch_size=args.batch_size,
-        name="char_rnn",
+    )
+    model = rnn_keras.LanguageModel(backbone, dropout=args.dropout, name="char_rnn")
+    monitor = rnn_keras.GradientNormMonitor(
+        keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm)
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm),
+        optimizer=monitor,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[monitor.metric],
         jit_compile=False,
     )
     model.summary(print_fn=lambda line, **_: print(line))
 
     gradient_norms = []
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        # Truncated BPTT: a new pass over the streams starts from zero state, and so
-        # does every evaluation (fit evaluates at the end of each epoch).
-        keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda epoch, logs: model.reset_states(),
-            on_test_begin=lambda logs: model.reset_states(),
-            on_train_batch_end=lambda batch, logs: gradient_norms.append(
-                float(logs["gradient_norm"])
-            ),
-        ),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=args.patience, restore_best_weights=True
-        ),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=1),
-    ]
-    train_ds = window_dataset(ids["train"], args.batch_size, args.seq_len)
-    val_ds = window_dataset(ids["validation"], args.batch_size, args.seq_len)
-    fit_started = time.time()
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=args.epochs,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=2 if args.quick else "auto",
+    # Truncated BPTT: a new pass over the streams starts from zero state, and so does
+    # every evaluation (fit evaluates at the end of each epoch).
+    streams = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: backbone.reset_states(),
+        on_test_begin=lambda logs: backbone.reset_states(),
+        on_train_batch_end=lambda batch, logs: gradient_norms.append(float(logs["gradient_norm"])),
     )
-    train_seconds = time.time() - fit_started
+    history, train_seconds = common.fit(
+        model,
+        args,
+        run_dir,
+        window_dataset(ids["train"], args.batch_size, args.seq_len),
+        window_dataset(ids["validation"], args.batch_size, args.seq_len),
+        callbacks=[streams],
+        update_freq=1,
+    )
 
     common.atomic_replace(
-        lambda tmp: export_saved_model(model, lookup, tmp), export_dir / "char_rnn"
+        lambda tmp: rnn_keras.export.export_text_generator(model, lookup, tmp),
+        export_dir / "char_rnn",
     )
     common.atomic_replace(lambda tmp: model.save(tmp), export_dir / "char_rnn.keras")
 
@@ -573,11 +320,7 @@ def generate(argv):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["generate"]:
-        generate(argv[1:])
-    else:
-        train(argv[1:] if argv[:1] == ["train"] else argv)
+    return common.dispatch(argv, {"generate": generate, "train": train}, train)
 
 
 if __name__ == "__main__":

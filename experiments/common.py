@@ -1,11 +1,13 @@
 """What both experiments share: run folders, machine facts, plots and atomic exports."""
 
+import argparse
 import datetime
 import json
 import os
 import platform
 import shutil
 import sys
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -130,3 +132,103 @@ def _remove(path):
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def fit(model, args, run_dir, train_ds, val_ds, monitor="val_loss", mode="min", phase="", **kw):
+    """`model.fit` as every experiment trains: returns (History, seconds).
+
+    Callbacks: `BackupAndRestore` in `run_dir/backup<phase>` (a killed run
+    resumes where it stopped), `EarlyStopping` on `monitor` with
+    `args.patience`, restoring the best weights, and TensorBoard in
+    `run_dir/tensorboard<phase>` (other `kw` are its arguments); `kw["callbacks"]`
+    come first. At most `kw["epochs"]` (default `args.epochs`) epochs; progress
+    bars, one line per epoch with `--quick`.
+    """
+    import keras
+
+    epochs = kw.pop("epochs", args.epochs)
+    callbacks = [
+        *kw.pop("callbacks", []),
+        keras.callbacks.BackupAndRestore(str(run_dir / f"backup{phase}")),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=args.patience, restore_best_weights=True
+        ),
+        keras.callbacks.TensorBoard(str(run_dir / f"tensorboard{phase}"), **kw),
+    ]
+    started = time.time()
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=2 if args.quick else "auto",
+    )
+    return history, time.time() - started
+
+
+def saved_step(run_dir, name, load, compute, save):
+    """Runs a step of a training run once per run folder; a resumed run reloads it.
+
+    If `run_dir/<name>.json` (the step's record) exists, calls `load()` and
+    returns the saved record; else `record = compute()`, `save()`, writes the
+    record and returns it.
+    """
+    record_path = run_dir / f"{name}.json"
+    if record_path.exists():
+        load()
+        print(f"{name}: resumed from {run_dir}")
+        return json.loads(record_path.read_text())
+    record = compute()
+    save()
+    write_json(record_path, record)
+    return record
+
+
+def add_flags(parser, defaults, helps=None, choices=None):
+    """One `--flag-name` per key of `defaults`, typed by its default value.
+
+    A bool default gives `--flag/--no-flag`; a None default takes an int.
+    `helps` and `choices` map keys to a flag's help text and allowed values.
+    """
+    helps, choices = helps or {}, choices or {}
+    for key, default in defaults.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=helps.get(key)
+            )
+            continue
+        kind = int if default is None else type(default)
+        parser.add_argument(
+            flag, type=kind, default=default, choices=choices.get(key), help=helps.get(key)
+        )
+
+
+def dispatch(argv, commands, default):
+    """Runs `commands[argv[0]](argv[1:])` for a known command word, else `default(argv)`."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
+    return default(argv)
+
+
+def add_run_flags(parser, experiment, exports):
+    """`--data-dir`, `--out`, `--export-dir` and `--quick`, shared by the training scripts."""
+    add = parser.add_argument
+    add("--data-dir", help="tensorflow-datasets data dir (default: $TFDS_DATA_DIR or tfds's own)")
+    add("--out", help=f"run folder (default: runs/{experiment}-<UTC time>)")
+    add(
+        "--export-dir",
+        help=f"where {exports} go (default: saved_models/, or the run folder with --quick)",
+    )
+    add("--quick", action="store_true", help="a tiny, minutes-long run of the same code path")
+
+
+def parse_args(parser, argv, quick):
+    """`parser.parse_args(argv)`, with `quick`'s values over the defaults under `--quick`."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in quick.items():
+            setattr(args, key, value)
+    return args

@@ -1,25 +1,42 @@
-"""rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers."""
+"""rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers, and models on them."""
 
+from rnn_keras import export
 from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
-from rnn_keras.layers import GRU, LAYERS, LSTM, SimpleRNN, get_layer
-from rnn_keras.models import CharRNN, MaskedGlobalPooling1D, SequenceClassifier, recurrent_layer
+from rnn_keras.layers import GRU, LAYERS, LSTM, SimpleRNN, fused_unavailable_reason, get_layer
+from rnn_keras.models import (
+    LanguageModel,
+    MaskedGlobalPooling1D,
+    RecurrentBackbone,
+    SequenceClassifier,
+    SequenceRegressor,
+    SplitDirections,
+    recurrent_layer,
+)
+from rnn_keras.monitoring import GradientNorm, GradientNormMonitor
 from rnn_keras.text import ReviewStandardizer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CELLS",
-    "CharRNN",
     "GRU",
     "LAYERS",
     "LSTM",
     "GRUCell",
+    "GradientNorm",
+    "GradientNormMonitor",
     "LSTMCell",
+    "LanguageModel",
     "MaskedGlobalPooling1D",
+    "RecurrentBackbone",
     "ReviewStandardizer",
     "SequenceClassifier",
+    "SequenceRegressor",
     "SimpleRNN",
     "SimpleRNNCell",
+    "SplitDirections",
+    "export",
+    "fused_unavailable_reason",
     "get_cell",
     "get_layer",
     "recurrent_layer",

@@ -24,19 +24,16 @@ LSTM its last cell state), from which the layer derives outputs and states.
 
 import tensorflow as tf
 
-# Time steps per tf.while_loop iteration. Each iteration pays the loop's control
-# flow (a Merge, Switch, NextIteration and Exit per loop variable) on top of the
-# step's own ops; doing several steps per iteration shares that cost.
-STEPS_PER_ITERATION = 4
 
-
-def _time_loop(num_steps, body, carry, reverse=False, steps_per_iteration=None):
+def _time_loop(num_steps, body, carry, steps_per_iteration, reverse=False):
     """Run `body(t, *carry) -> carry` for t = 0..T-1 (or T-1..0), in tf.while_loops.
 
     The first loop does `steps_per_iteration` steps per iteration (partial
-    unrolling); a second one does the remaining `T % steps_per_iteration` steps.
+    unrolling: each iteration pays the loop's control flow, a Merge, Switch,
+    NextIteration and Exit per loop variable, on top of the steps' own ops); a
+    second one does the remaining `T % steps_per_iteration` steps.
     """
-    k = STEPS_PER_ITERATION if steps_per_iteration is None else steps_per_iteration
+    k = steps_per_iteration
     step = -1 if reverse else 1
 
     def iterate(steps):
@@ -61,27 +58,17 @@ def _time_loop(num_steps, body, carry, reverse=False, steps_per_iteration=None):
     return tuple(values)
 
 
-# Independent time loops over slices of the batch. One time loop is a chain of
-# small ops, each waiting for the previous one, which keeps a multi-core CPU
-# mostly idle at small sizes; loops over disjoint rows have no dependency on each
-# other, so TensorFlow runs them at the same time on different cores. Each row's
-# maths is unchanged.
-BATCH_PARTS = 2
+def in_batch_parts(run, projection, recurrent_kernel, states, mask, recurrent_mask, parts):
+    """`run(projection, recurrent_kernel, states, mask, recurrent_mask)` on `parts` batch slices.
 
-
-def batch_parts():
-    """How many independent loops to run: BATCH_PARTS on CPU, 1 when a GPU is visible."""
-    return 1 if tf.config.list_physical_devices("GPU") else BATCH_PARTS
-
-
-def in_batch_parts(run, projection, recurrent_kernel, states, mask, recurrent_mask, parts=None):
-    """`run(projection, recurrent_kernel, states, mask, recurrent_mask)` on slices of the batch.
-
-    `run` returns (hidden states (T, b, H), final states [(b, H), ...]); the
-    slices' results are concatenated back along the batch. Slices may be empty
-    (a batch smaller than `parts`).
+    One time loop is a chain of small ops, each waiting for the previous one,
+    which keeps a multi-core CPU mostly idle at small sizes; loops over disjoint
+    rows have no dependency on each other, so TensorFlow runs them at the same
+    time on different cores. Each row's maths is unchanged. `run` returns
+    (hidden states (T, b, H), final states [(b, H), ...]); the slices' results
+    are concatenated back along the batch. Slices may be empty (a batch smaller
+    than `parts`).
     """
-    parts = batch_parts() if parts is None else parts
     if parts <= 1:
         return run(projection, recurrent_kernel, states, mask, recurrent_mask)
     batch = tf.shape(projection)[1]
@@ -145,7 +132,9 @@ def _zeros_if_none(grad, like):
     return tf.zeros_like(like) if grad is None else grad
 
 
-def simple_rnn_sequence(projection, recurrent_kernel, h0, mask=None, recurrent_mask=None):
+def simple_rnn_sequence(
+    projection, recurrent_kernel, h0, mask=None, recurrent_mask=None, steps_per_iteration=4
+):
     """h_t = tanh(projection_t + h_{t-1} @ recurrent_kernel), over all t."""
     num_steps = tf.shape(projection)[0]
 
@@ -158,7 +147,7 @@ def simple_rnn_sequence(projection, recurrent_kernel, h0, mask=None, recurrent_m
             h = _carry(h_new, h, None if mask is None else mask[t])
             return h, hs.write(t, h)
 
-        _, hs = _time_loop(num_steps, forward, (h0, _array(num_steps, h0)))
+        _, hs = _time_loop(num_steps, forward, (h0, _array(num_steps, h0)), steps_per_iteration)
         hs = hs.stack()
 
         def grad(d_hs):
@@ -176,7 +165,11 @@ def simple_rnn_sequence(projection, recurrent_kernel, h0, mask=None, recurrent_m
                 return dh_prev, dzs.write(t, dz)
 
             dh0, dzs = _time_loop(
-                num_steps, backward, (tf.zeros_like(h0), _array(num_steps, h0)), reverse=True
+                num_steps,
+                backward,
+                (tf.zeros_like(h0), _array(num_steps, h0)),
+                steps_per_iteration,
+                reverse=True,
             )
             dzs = dzs.stack()
             h_in = _recurrent_inputs(_previous(hs, h0), recurrent_mask)
@@ -187,7 +180,9 @@ def simple_rnn_sequence(projection, recurrent_kernel, h0, mask=None, recurrent_m
     return kernel(projection, recurrent_kernel, h0)
 
 
-def lstm_sequence(projection, recurrent_kernel, h0, c0, mask=None, recurrent_mask=None):
+def lstm_sequence(
+    projection, recurrent_kernel, h0, c0, mask=None, recurrent_mask=None, steps_per_iteration=4
+):
     """The LSTM over all t (gate order i, f, c, o). Returns (hidden states, last c)."""
     num_steps = tf.shape(projection)[0]
 
@@ -214,6 +209,7 @@ def lstm_sequence(projection, recurrent_kernel, h0, c0, mask=None, recurrent_mas
                 _array(num_steps, c0),
                 _array(num_steps, projection[0]),
             ),
+            steps_per_iteration,
         )
         hs, cs, gates = hs.stack(), cs.stack(), gates.stack()
 
@@ -252,6 +248,7 @@ def lstm_sequence(projection, recurrent_kernel, h0, c0, mask=None, recurrent_mas
                 num_steps,
                 backward,
                 (tf.zeros_like(h0), _zeros_if_none(d_c_last, c0), _array(num_steps, projection[0])),
+                steps_per_iteration,
                 reverse=True,
             )
             dzs = dzs.stack()
@@ -263,7 +260,9 @@ def lstm_sequence(projection, recurrent_kernel, h0, c0, mask=None, recurrent_mas
     return kernel(projection, recurrent_kernel, h0, c0)
 
 
-def gru_sequence(projection, recurrent_kernel, h0, mask=None, recurrent_mask=None):
+def gru_sequence(
+    projection, recurrent_kernel, h0, mask=None, recurrent_mask=None, steps_per_iteration=4
+):
     """The guide's GRU over all t (gate order z, r, h; reset before the matmul, z weights h~)."""
     num_steps = tf.shape(projection)[0]
     units = h0.shape[-1]
@@ -284,7 +283,10 @@ def gru_sequence(projection, recurrent_kernel, h0, mask=None, recurrent_mask=Non
             return h, hs.write(t, h), acts.write(t, tf.concat([zr, candidate], -1))
 
         _, hs, acts = _time_loop(
-            num_steps, forward, (h0, _array(num_steps, h0), _array(num_steps, projection[0]))
+            num_steps,
+            forward,
+            (h0, _array(num_steps, h0), _array(num_steps, projection[0])),
+            steps_per_iteration,
         )
         hs, acts = hs.stack(), acts.stack()
 
@@ -316,6 +318,7 @@ def gru_sequence(projection, recurrent_kernel, h0, mask=None, recurrent_mask=Non
                 num_steps,
                 backward,
                 (tf.zeros_like(h0), _array(num_steps, projection[0])),
+                steps_per_iteration,
                 reverse=True,
             )
             dzs = dzs.stack()

@@ -1,22 +1,28 @@
-"""`SimpleRNN`, `LSTM` and `GRU`: the cells as whole-sequence layers, with a fast path.
+"""`SimpleRNN`, `LSTM` and `GRU`: the cells as whole-sequence layers, with a fused fast path.
 
 Each layer is a `keras.layers.RNN` over the matching cell (so it has every
-`RNN` feature, and the same weights, maths and config story), with the same
-constructor arguments as Keras's built-in layer of that name. On the
-TensorFlow backend it runs the sequence through the kernels of
+`RNN` feature, and the same weights, maths and config story) and takes the
+arguments of Keras's built-in layer of that name, with the same meaning. On the
+TensorFlow backend it can run the whole sequence through the kernels of
 `rnn_keras.fast` (input projection hoisted out of the loop, hand-written BPTT
 with one large matmul for the recurrent-kernel gradient); the results equal the
-generic `keras.layers.RNN(cell)` loop, which the layer falls back to where the
-fast path does not apply:
+generic `keras.layers.RNN(cell)` loop.
 
-* another Keras backend than TensorFlow;
-* `unroll=True`;
-* an `activation` other than tanh, or a `recurrent_activation` other than
-  sigmoid (the hand-written gradients assume those).
+Which loop runs is chosen by the `implementation` argument, never by the
+layer's name or context:
 
-Masks, `dropout`/`recurrent_dropout`, `return_sequences`/`return_state`,
-`stateful`, `go_backwards`, `initial_state`, stacking and `Bidirectional` all
-take the fast path.
+* `"auto"` (default): the fused kernel where it applies (`fused_unavailable_reason`
+  returns None), else the generic loop;
+* `"fused"`: the fused kernel, or a ValueError at construction that says why it
+  cannot apply;
+* `"generic"`: always `keras.layers.RNN`'s loop over the cell.
+
+The fused kernel applies on the TensorFlow backend, with `unroll=False`, `tanh`
+as `activation` and `sigmoid` as `recurrent_activation` (its gradients are
+written for those), however the user named them (`"tanh"`, `keras.ops.tanh`,
+`tf.tanh`, ...). Masks, `dropout`/`recurrent_dropout`, `return_sequences`/
+`return_state`, `stateful`, `go_backwards`, `initial_state`, stacking and
+`Bidirectional` all take it.
 """
 
 import keras
@@ -24,8 +30,10 @@ from keras import activations, ops
 
 from rnn_keras.cells import GRUCell, LSTMCell, SimpleRNNCell, get_cell
 
-__all__ = ["SimpleRNN", "LSTM", "GRU", "LAYERS", "get_layer"]
+__all__ = ["SimpleRNN", "LSTM", "GRU", "LAYERS", "get_layer", "fused_unavailable_reason"]
 
+IMPLEMENTATIONS = ("auto", "fused", "generic")
+# Arguments that belong to keras.layers.RNN (the rest of a layer's own arguments go to its cell).
 _RNN_ARGS = (
     "return_sequences",
     "return_state",
@@ -33,57 +41,143 @@ _RNN_ARGS = (
     "stateful",
     "unroll",
     "zero_output_for_mask",
+    "activity_regularizer",
 )
-_LAYER_ARGS = ("name", "dtype", "trainable")
+_FAST_PATH_ARGS = ("implementation", "batch_splits", "steps_per_iteration")
+
+
+def _activation_set(name):
+    """Every callable that computes the activation `name`, as users may pass it."""
+    functions = {activations.get(name), getattr(ops, name)}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        functions.add(getattr(tf.math, name))
+    return functions
+
+
+def fused_unavailable_reason(layer):
+    """Why `layer` cannot run the fused kernel, or None where it can.
+
+    The one eligibility rule of the fast path (compare `cudnn_ok` in Keras's
+    TensorFlow backend); `implementation="auto"` falls back to the generic loop
+    where it returns a reason, and `implementation="fused"` raises it.
+    """
+    cell = layer.cell
+    if keras.backend.backend() != "tensorflow":
+        return f"the fused kernel is TensorFlow-only (backend: {keras.backend.backend()!r})"
+    if layer.unroll:
+        return "unroll=True asks for keras.layers.RNN's unrolled loop"
+    if cell.activation not in _activation_set("tanh"):
+        return (
+            f"its gradient is written for activation=tanh (received: "
+            f"{activations.serialize(cell.activation)!r})"
+        )
+    recurrent_activation = getattr(cell, "recurrent_activation", None)
+    if recurrent_activation is not None and recurrent_activation not in _activation_set("sigmoid"):
+        return (
+            f"its gradient is written for recurrent_activation=sigmoid (received: "
+            f"{activations.serialize(recurrent_activation)!r})"
+        )
+    return None
+
+
+def _arguments(local_variables):
+    """A subclass constructor's arguments (its `locals()`), `**kwargs` merged in."""
+    arguments = {k: v for k, v in local_variables.items() if k not in ("self", "__class__")}
+    kwargs = arguments.pop("kwargs")
+    return {**arguments, **kwargs}
 
 
 class _SequenceLayer(keras.layers.RNN):
-    """An RNN that owns its cell and may run the whole sequence in one fused kernel."""
+    """An RNN that owns its cell and may run the whole sequence in one fused kernel.
+
+    Subclasses set `cell_class` and `_run_kernel`, and list their arguments
+    explicitly (Keras's order and defaults); everything arrives here by name.
+    """
 
     cell_class = None
 
     def __init__(
         self,
         units,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        zero_output_for_mask=False,
-        **kwargs,
+        implementation="auto",
+        batch_splits="auto",
+        steps_per_iteration=4,
+        use_cudnn="auto",
+        **arguments,
     ):
-        layer_kwargs = {k: kwargs.pop(k) for k in _LAYER_ARGS if k in kwargs}
-        cell = self.cell_class(
+        name = type(self).__name__
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"{name}: `implementation` must be one of {IMPLEMENTATIONS}. "
+                f"Received: implementation={implementation!r}"
+            )
+        if batch_splits != "auto" and (
+            not isinstance(batch_splits, int) or isinstance(batch_splits, bool) or batch_splits < 1
+        ):
+            raise ValueError(
+                f"{name}: `batch_splits` must be 'auto' or a positive integer. "
+                f"Received: batch_splits={batch_splits!r}"
+            )
+        if (
+            not isinstance(steps_per_iteration, int)
+            or isinstance(steps_per_iteration, bool)
+            or steps_per_iteration < 1
+        ):
+            raise ValueError(
+                f"{name}: `steps_per_iteration` must be a positive integer. "
+                f"Received: steps_per_iteration={steps_per_iteration!r}"
+            )
+        if use_cudnn not in ("auto", False):
+            raise ValueError(
+                f"{name}: rnn_keras layers run their own kernels, not cuDNN, so `use_cudnn` "
+                f"must be 'auto' or False. Received: use_cudnn={use_cudnn!r} (for cuDNN, use "
+                "Keras's built-in layer of the same name)"
+            )
+        shared_cell = arguments.pop("cell", None)
+        rnn_arguments = {k: arguments.pop(k) for k in _RNN_ARGS if k in arguments}
+        layer_arguments = {
+            k: arguments.pop(k) for k in ("name", "dtype", "trainable") if k in arguments
+        }
+        cell = shared_cell or self.cell_class(
             units,
-            dtype=layer_kwargs.get("dtype"),
-            trainable=layer_kwargs.get("trainable", True),
-            name=f"{self.cell_class.__name__.lower()}",
-            **kwargs,
+            dtype=layer_arguments.get("dtype"),
+            trainable=layer_arguments.get("trainable", True),
+            name=self.cell_class.__name__.lower(),
+            **arguments,
         )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            zero_output_for_mask=zero_output_for_mask,
-            **layer_kwargs,
-        )
+        super().__init__(cell, **rnn_arguments, **layer_arguments)
         self.input_spec = keras.layers.InputSpec(ndim=3)
+        self.implementation = implementation
+        self.batch_splits = batch_splits
+        self.steps_per_iteration = steps_per_iteration
+        self.use_cudnn = use_cudnn
+        if implementation == "fused":
+            reason = fused_unavailable_reason(self)
+            if reason is not None:
+                raise ValueError(
+                    f"{name}(implementation='fused') cannot run the fused kernel: {reason}. "
+                    "Use implementation='auto' (falls back to the generic loop) or 'generic'."
+                )
 
     # -- fast path -------------------------------------------------------------
 
     def uses_fast_path(self):
         """Whether calls run the fused kernel (True) or the generic per-step loop."""
-        cell = self.cell
-        return (
-            keras.backend.backend() == "tensorflow"
-            and not self.unroll
-            and cell.activation is activations.tanh
-            and getattr(cell, "recurrent_activation", activations.sigmoid) is activations.sigmoid
-        )
+        return self.implementation != "generic" and fused_unavailable_reason(self) is None
+
+    def resolved_batch_splits(self):
+        """The number of concurrent time loops: `batch_splits`, with "auto" resolved.
+
+        "auto" is 2 on a CPU (independent loops over halves of the batch keep
+        two cores busy) and 1 where a GPU is visible.
+        """
+        if self.batch_splits != "auto":
+            return self.batch_splits
+        import tensorflow as tf
+
+        return 1 if tf.config.list_physical_devices("GPU") else 2
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self.uses_fast_path():
@@ -125,7 +219,7 @@ class _SequenceLayer(keras.layers.RNN):
             list(initial_state),
             step_mask,
             recurrent_mask,
-            parts=1 if self._inside_bidirectional() else None,
+            parts=self.resolved_batch_splits(),
         )
 
         # Outputs as keras.layers.RNN defines them: at a padded step, the previous output
@@ -147,14 +241,23 @@ class _SequenceLayer(keras.layers.RNN):
         """(hidden states (T, B, H), final states list) from the cell's fused kernel."""
         raise NotImplementedError
 
-    def _inside_bidirectional(self):
-        """Whether this is one of the two copies `keras.layers.Bidirectional` makes.
+    def sharing_weights(self, **overrides):
+        """A layer of the same class and config (with `overrides`) that uses this layer's cell.
 
-        Its two directions already run at the same time, so splitting the batch
-        into more time loops (`fast.in_batch_parts`) only adds overhead there
-        (measured). Bidirectional names its copies "forward_..." and "backward_...".
+        The two layers read and train the same weights. For example, a stateful
+        layer trained with truncated BPTT and a stateless copy that serves
+        sequences of any batch size: `layer.sharing_weights(stateful=False)`.
+        Overrides of the cell's own arguments (`units`, `dropout`, ...) are
+        refused, since the cell is shared as it is.
         """
-        return self.name.startswith(("forward_", "backward_"))
+        cell_arguments = set(self.cell.get_config()) - {"name", "dtype", "trainable"}
+        refused = sorted(set(overrides) & cell_arguments)
+        if refused:
+            raise ValueError(
+                f"{type(self).__name__}.sharing_weights: the cell is shared as it is, so its "
+                f"arguments cannot change. Received overrides of: {refused}"
+            )
+        return type(self)(**{**self.get_config(), "name": None, **overrides, "cell": self.cell})
 
     # -- config ----------------------------------------------------------------
 
@@ -167,29 +270,117 @@ class _SequenceLayer(keras.layers.RNN):
         cell_config = self.cell.get_config()
         for key in ("name", "dtype", "trainable"):
             cell_config.pop(key, None)
-        return {**cell_config, **config}
+        fast_path = {k: getattr(self, k) for k in (*_FAST_PATH_ARGS, "use_cudnn")}
+        return {**cell_config, **config, **fast_path}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
 
+_ARGS_DOC = """
+    Args:
+        units: positive integer, the size of the state `h_t`.
+        activation: the cell's output activation (default tanh).{recurrent_activation}
+        use_bias: whether the cell has a bias.
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers of
+            `kernel`, `recurrent_kernel` and `bias`.{unit_forget_bias}
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: regularizers of
+            the same weights.
+        activity_regularizer: regularizer of the layer's output.
+        kernel_constraint, recurrent_constraint, bias_constraint: constraints of the
+            same weights.
+        dropout: rate in [0, 1) of the input dropout; one mask per sequence.
+        recurrent_dropout: rate in [0, 1) of the dropout on `h_{{t-1}}`; one mask per
+            sequence.
+        seed: seed of the dropout masks.
+        return_sequences: return every step's output, not only the last.
+        return_state: also return the final states.
+        go_backwards: read the sequence backwards (and return the outputs reversed).
+        stateful: carry the final states into the next batch (needs a fixed batch size).
+        unroll: unroll the time loop in Python (the generic loop; short sequences only).
+        zero_output_for_mask: output zeros, not the previous output, at masked steps.{reset_after}
+        use_cudnn: "auto" or False (there is no cuDNN kernel here; True raises).
+        implementation: "auto", "fused" or "generic": which loop runs (module docstring).
+        batch_splits: "auto" or a positive integer: the fused kernel runs this many
+            independent time loops over slices of the batch at once, so that the
+            cores of a CPU work in parallel. "auto" is 2 without a GPU, 1 with one.
+            Inside `Bidirectional`, whose two directions already run side by side,
+            1 is faster (`rnn_keras.recurrent_layer` sets it).
+        steps_per_iteration: time steps per iteration of the fused kernel's
+            `tf.while_loop` (partial unrolling, which shares the loop's control-flow
+            cost among the steps).
+        **kwargs: `name`, `dtype`, `trainable` of the layer.
+"""
+_RECURRENT_ACTIVATION_DOC = """
+        recurrent_activation: the gates' activation (default sigmoid)."""
+
+
+def _args_doc(recurrent_activation=False, unit_forget_bias=False, reset_after=False):
+    return _ARGS_DOC.format(
+        recurrent_activation=_RECURRENT_ACTIVATION_DOC if recurrent_activation else "",
+        unit_forget_bias="\n        unit_forget_bias: add 1 to the forget gate's initial bias."
+        if unit_forget_bias
+        else "",
+        reset_after="\n        reset_after: must be False: this is the guide's GRU, with the "
+        "reset gate\n            applied before the recurrent matmul (keras.layers.GRU has "
+        "True)."
+        if reset_after
+        else "",
+    )
+
+
 @keras.saving.register_keras_serializable(package="rnn_keras")
 class SimpleRNN(_SequenceLayer):
     """`keras.layers.RNN(rnn_keras.SimpleRNNCell(units, ...))` with the fused fast path.
 
-    Takes `SimpleRNNCell`'s arguments (see its docstring for the equations and
-    weights) and `keras.layers.RNN`'s (`return_sequences`, `return_state`,
-    `go_backwards`, `stateful`, `unroll`, `zero_output_for_mask`).
+    The same arguments as `keras.layers.SimpleRNN`; see `SimpleRNNCell` for the
+    equation and weights.
     """
 
     cell_class = SimpleRNNCell
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        seed=None,
+        zero_output_for_mask=False,
+        implementation="auto",
+        batch_splits="auto",
+        steps_per_iteration=4,
+        **kwargs,
+    ):
+        super().__init__(**_arguments(locals()))
 
     def _run_kernel(self, projection, recurrent_kernel, initial_state, mask, recurrent_mask):
         from rnn_keras import fast
 
         hidden = fast.simple_rnn_sequence(
-            projection, recurrent_kernel, initial_state[0], mask, recurrent_mask
+            projection,
+            recurrent_kernel,
+            initial_state[0],
+            mask,
+            recurrent_mask,
+            steps_per_iteration=self.steps_per_iteration,
         )
         return hidden, [hidden[-1]]
 
@@ -198,11 +389,45 @@ class SimpleRNN(_SequenceLayer):
 class LSTM(_SequenceLayer):
     """`keras.layers.RNN(rnn_keras.LSTMCell(units, ...))` with the fused fast path.
 
-    Takes `LSTMCell`'s arguments (see its docstring for the equations, gate
-    order i, f, c, o and weights) and `keras.layers.RNN`'s. States `[h, c]`.
+    The same arguments as `keras.layers.LSTM`; see `LSTMCell` for the equations,
+    the gate order i, f, c, o and the weights. States `[h, c]`.
     """
 
     cell_class = LSTMCell
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        use_cudnn="auto",
+        zero_output_for_mask=False,
+        implementation="auto",
+        batch_splits="auto",
+        steps_per_iteration=4,
+        **kwargs,
+    ):
+        super().__init__(**_arguments(locals()))
 
     def _run_kernel(self, projection, recurrent_kernel, initial_state, mask, recurrent_mask):
         from rnn_keras import fast
@@ -214,6 +439,7 @@ class LSTM(_SequenceLayer):
             initial_state[1],
             mask,
             recurrent_mask,
+            steps_per_iteration=self.steps_per_iteration,
         )
         return hidden, [hidden[-1], c_last]
 
@@ -222,21 +448,77 @@ class LSTM(_SequenceLayer):
 class GRU(_SequenceLayer):
     """`keras.layers.RNN(rnn_keras.GRUCell(units, ...))` with the fused fast path.
 
-    Takes `GRUCell`'s arguments (see its docstring: the guide's form, reset
+    The arguments of `keras.layers.GRU`, except that `reset_after` must be False
+    (the default here): this is the guide's GRU, with the reset gate applied
     before the recurrent matmul and `h_t = (1 - z) h_{t-1} + z h~`, the opposite
-    sign of `keras.layers.GRU`) and `keras.layers.RNN`'s.
+    sign of `keras.layers.GRU` (see `GRUCell`).
     """
 
     cell_class = GRUCell
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=False,
+        use_cudnn="auto",
+        zero_output_for_mask=False,
+        implementation="auto",
+        batch_splits="auto",
+        steps_per_iteration=4,
+        **kwargs,
+    ):
+        if reset_after is not False:
+            raise ValueError(
+                "GRU: rnn_keras's GRU is the guide's, with the reset gate applied before the "
+                "recurrent matmul, so `reset_after` must be False. Received: "
+                f"reset_after={reset_after!r} (keras.layers.GRU implements reset_after=True)"
+            )
+        arguments = _arguments(locals())
+        arguments.pop("reset_after")
+        super().__init__(**arguments)
 
     def _run_kernel(self, projection, recurrent_kernel, initial_state, mask, recurrent_mask):
         from rnn_keras import fast
 
         hidden = fast.gru_sequence(
-            projection, recurrent_kernel, initial_state[0], mask, recurrent_mask
+            projection,
+            recurrent_kernel,
+            initial_state[0],
+            mask,
+            recurrent_mask,
+            steps_per_iteration=self.steps_per_iteration,
         )
         return hidden, [hidden[-1]]
 
+    def get_config(self):
+        return {**super().get_config(), "reset_after": False}
+
+
+if SimpleRNN.__doc__:  # None under python -OO
+    SimpleRNN.__doc__ += _args_doc()
+    LSTM.__doc__ += _args_doc(recurrent_activation=True, unit_forget_bias=True)
+    GRU.__doc__ += _args_doc(recurrent_activation=True, reset_after=True)
 
 LAYERS = {"simple": SimpleRNN, "lstm": LSTM, "gru": GRU}
 

@@ -1,9 +1,17 @@
-"""The guide's two models, `SequenceClassifier` and `CharRNN`, as functional Keras models.
+"""One recurrent backbone and the task models built on it, in the manner of keras-hub.
 
-Both follow keras-hub's backbone pattern: the constructor builds a functional
-graph from a few plain arguments and `get_config` returns exactly those
-arguments, so `from_config`, `.keras` saving and `model.export()` work as for
-any functional model.
+`RecurrentBackbone` is the encoder: token ids (or float features) -> optional
+`Embedding` -> stacked, optionally bidirectional rnn_keras layers -> the
+sequence of the last layer's outputs. A task wraps a backbone object and adds a
+head: `SequenceClassifier` and `SequenceRegressor` pool the sequence into one
+vector; `LanguageModel` predicts the next token at every step (the guide's
+`CharRNN`) and owns what a language model is used for: `initial_state`/`step`,
+`score` and `generate`. Every model here is a functional `keras.Model` whose
+`get_config` returns its constructor arguments (a task's backbone serialized in
+it), and holds its layers as attributes: code that needs the embedding or the
+recurrent layers asks the backbone for them, never for a layer name. Sharing a
+backbone object between two tasks shares its weights: language-model
+pretraining followed by classification is `SequenceClassifier(lm.backbone)`.
 """
 
 import keras
@@ -14,12 +22,16 @@ from rnn_keras.layers import get_layer
 __all__ = [
     "recurrent_layer",
     "MaskedGlobalPooling1D",
-    "GradientNormMonitor",
+    "SplitDirections",
+    "RecurrentBackbone",
     "SequenceClassifier",
-    "CharRNN",
+    "SequenceRegressor",
+    "LanguageModel",
 ]
 
 _POOLINGS = ("last", "mean", "max")
+# Steps read at a time by `score` and by `generate`'s prompt: bounds memory on long texts.
+READ_CHUNK = 256
 
 
 def recurrent_layer(
@@ -31,55 +43,78 @@ def recurrent_layer(
     return_sequences=False,
     stateful=False,
     name=None,
-    **cell_kwargs,
+    **layer_kwargs,
 ):
     """An rnn_keras recurrent layer (fast path included), optionally inside `Bidirectional`.
+
+    Inside `Bidirectional` the layer gets `batch_splits=1` unless told otherwise:
+    the two directions already run at the same time, and more concurrent loops
+    only add overhead there (measured: `experiments/benchmark.py`).
 
     Args:
         cell: "simple", "lstm" or "gru".
         units: state size of the cell (per direction).
-        bidirectional: wrap the RNN in `keras.layers.Bidirectional`.
+        bidirectional: wrap the layer in `keras.layers.Bidirectional`.
         merge_mode: how `Bidirectional` merges the two directions.
-        return_sequences, stateful: passed to `keras.layers.RNN`.
-        name: layer name.
-        **cell_kwargs: passed to the cell (`dropout`, `recurrent_dropout`,
-            initializers, ...).
+        return_sequences, stateful: as in `keras.layers.RNN`.
+        name: layer name (of the `Bidirectional` wrapper when bidirectional).
+        **layer_kwargs: the layer's other arguments (`dropout`,
+            `recurrent_dropout`, initializers, `implementation`, ...).
     """
-    rnn = get_layer(cell)(
+    if bidirectional:
+        layer_kwargs.setdefault("batch_splits", 1)
+    layer = get_layer(cell)(
         units,
         return_sequences=return_sequences,
         stateful=stateful,
         name=None if bidirectional else name,
-        **cell_kwargs,
+        **layer_kwargs,
     )
     if bidirectional:
-        return keras.layers.Bidirectional(rnn, merge_mode=merge_mode, name=name)
-    return rnn
+        return keras.layers.Bidirectional(layer, merge_mode=merge_mode, name=name)
+    return layer
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
 class MaskedGlobalPooling1D(keras.layers.Layer):
-    """Mean or max over the unmasked time steps: `(batch, time, features) -> (batch, features)`.
+    """A sequence `(batch, time, features)` pooled into `(batch, features)`, masks respected.
 
-    Unlike `keras.layers.GlobalMaxPooling1D`, the max ignores padded steps
-    (zeros inside `Bidirectional`, which would otherwise take part). Unlike
-    `keras.layers.GlobalAveragePooling1D`, a sequence with no unmasked step (an
-    empty text) pools to zeros instead of NaN.
+    Modes:
+    * "last": the final output of the recurrent layer that made the sequence:
+      the output at the last unmasked step; with `bidirectional=True`, the
+      second half of the features (the backward direction, returned in
+      reading order) at the first unmasked step instead. (Inside
+      `Bidirectional`, masked steps output zeros, so the mask is needed.)
+    * "mean": the mean over unmasked steps; a sequence with no unmasked step
+      pools to zeros, not NaN (unlike `keras.layers.GlobalAveragePooling1D`).
+    * "max": the max over unmasked steps (padded steps, zeros inside
+      `Bidirectional`, do not take part, unlike `keras.layers.GlobalMaxPooling1D`).
 
     Args:
-        mode: "mean" or "max".
+        mode: "last", "mean" or "max".
+        bidirectional: whether the features are `[forward, backward]` halves
+            (only changes "last").
     """
 
-    def __init__(self, mode="max", **kwargs):
-        if mode not in ("mean", "max"):
+    def __init__(self, mode="max", bidirectional=False, **kwargs):
+        if mode not in _POOLINGS:
             raise ValueError(
-                f"MaskedGlobalPooling1D: `mode` must be 'mean' or 'max'. Received: mode={mode!r}"
+                f"MaskedGlobalPooling1D: `mode` must be one of {_POOLINGS}. Received: mode={mode!r}"
             )
         super().__init__(**kwargs)
         self.mode = mode
+        self.bidirectional = bidirectional
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
+        if self.mode == "last":
+            if not self.bidirectional:
+                return _at_step(inputs, _last_step(inputs, mask))
+            forward, backward = ops.split(inputs, 2, axis=-1)
+            first = 0 if mask is None else ops.argmax(ops.cast(mask, "int32"), axis=1)
+            return ops.concatenate(
+                [_at_step(forward, _last_step(inputs, mask)), _at_step(backward, first)], axis=-1
+            )
         if mask is None:
             return ops.max(inputs, axis=1) if self.mode == "max" else ops.mean(inputs, axis=1)
         keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
@@ -98,256 +133,564 @@ class MaskedGlobalPooling1D(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
     def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode, "bidirectional": self.bidirectional}
 
 
-class GradientNormMonitor:
-    """Model mixin: `fit` reports the global gradient norm of every step as `gradient_norm`.
+def _last_step(inputs, mask):
+    """Index of each row's last unmasked step (the last step without a mask)."""
+    steps = ops.shape(inputs)[1]
+    if mask is None:
+        return steps - 1
+    reversed_mask = ops.flip(ops.cast(mask, "int32"), axis=1)
+    return steps - 1 - ops.argmax(reversed_mask, axis=1)
 
-    The guide's "monitor gradient norms". The norm is taken over all trainable
-    weights' gradients of the (unscaled) loss, before any clipping the optimizer
-    does, so spikes that clipping hides stay visible. It appears in the per-batch
-    logs that callbacks receive (TensorBoard with `update_freq=1` plots it per
-    step); the epoch logs carry the last step's value. TensorFlow backend; other
-    backends train as usual, without the extra log.
-    """
 
-    def train_step(self, data):
-        if keras.backend.backend() != "tensorflow":
-            return super().train_step(data)
-        import tensorflow as tf
-
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
-            self._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
-            scaled_loss = self.optimizer.scale_loss(loss)
-        weights = self.trainable_weights
-        gradients = tape.gradient(scaled_loss, weights)
-        # Mixed precision scales the loss (and so the gradients); undo it for the log.
-        loss_scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
-        gradient_norm = tf.linalg.global_norm([g for g in gradients if g is not None]) / loss_scale
-        self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
-        return {**self.compute_metrics(x, y, y_pred, sample_weight), "gradient_norm": gradient_norm}
+def _at_step(inputs, step):
+    """`inputs[b, step[b]]` for every row b (or `inputs[:, step]` for an int step)."""
+    if isinstance(step, int):
+        return inputs[:, step]
+    index = ops.reshape(ops.cast(step, "int32"), (-1, 1, 1))
+    return ops.take_along_axis(inputs, index, axis=1)[:, 0]
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class SequenceClassifier(GradientNormMonitor, keras.Model):
-    """The guide's `SequenceClassifier`: stacked recurrent layers, then a Dense to classes.
+class SplitDirections(keras.layers.Layer):
+    """`[forward, backward]`: the two halves of a bidirectional sequence's features."""
 
-    Layers: [`Embedding(mask_zero=True)` when `vocabulary_size` is given] ->
-    `num_layers` x recurrent layer (optionally bidirectional) -> pooling ->
-    `Dropout` -> `Dense(num_classes)`.
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        return ops.split(inputs, 2, axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return [mask, mask]
+
+    def compute_output_shape(self, input_shape):
+        half = None if input_shape[-1] is None else input_shape[-1] // 2
+        return [(*input_shape[:-1], half)] * 2
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+class RecurrentBackbone(keras.Model):
+    """The recurrent encoder shared by the task models.
+
+    Layers: [`Embedding` when `vocabulary_size` is given, id 0 as padding
+    unless `mask_zero=False`] -> [`Dropout`] -> `num_layers` x rnn_keras recurrent layer
+    (optionally `Bidirectional`), with `Dropout` between them. The output is the
+    last layer's sequence, `(batch, time, output_dim)`, masked where the input
+    was padding. The layers are the attributes `token_embedding` (None for
+    float features) and `recurrent_layers` (a list).
 
     Args:
-        num_classes: width of the output layer.
         cell: "simple", "lstm" or "gru".
         units: state size of each recurrent layer (per direction).
         num_layers: number of stacked recurrent layers.
         bidirectional: run each recurrent layer in both directions.
-        pooling: how the last layer's sequence becomes one vector: "last" (the
-            final hidden state, as the guide; with a mask, the state at the last
-            real token), "mean" or "max" over the unmasked time steps.
-        vocabulary_size: when given, inputs are int token ids of shape
-            `(batch, time)` with 0 as padding, embedded with a masking
-            `Embedding`. When None, inputs are float features of shape
-            `(batch, time, input_dim)`.
+        vocabulary_size: when given, inputs are int token ids `(batch, time)`.
         embedding_dim: width of the embedding (with `vocabulary_size`).
-        input_dim: feature size of float inputs (without `vocabulary_size`).
-        dropout: rate of `Dropout` on the embeddings, between recurrent layers
-            and before the output layer.
+        mask_zero: whether id 0 is padding, masked (True), or a token like any
+            other (False; e.g. a character lookup's out-of-vocabulary id).
+        input_dim: feature size of float inputs `(batch, time, input_dim)`
+            (without `vocabulary_size`).
+        dropout: rate of `Dropout` on the recurrent layers' inputs.
         recurrent_dropout: the cells' `recurrent_dropout`.
-        output_activation: activation of the output layer; None gives logits.
+        stateful: carry the recurrent states from one batch to the next
+            (truncated BPTT); needs `batch_size`. `reset_states()` zeroes them.
+        batch_size: the static batch size (required when `stateful`).
+        **kwargs: `name`, `dtype`, `trainable`.
     """
 
     def __init__(
         self,
-        num_classes=2,
         cell="lstm",
         units=64,
         num_layers=1,
         bidirectional=False,
-        pooling="last",
         vocabulary_size=None,
         embedding_dim=128,
+        mask_zero=True,
         input_dim=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        output_activation=None,
-        **kwargs,
-    ):
-        if pooling not in _POOLINGS:
-            raise ValueError(
-                f"SequenceClassifier: `pooling` must be one of {_POOLINGS}. "
-                f"Received: pooling={pooling!r}"
-            )
-        if (vocabulary_size is None) == (input_dim is None):
-            raise ValueError(
-                "SequenceClassifier needs exactly one of `vocabulary_size` (token-id inputs) "
-                "and `input_dim` (float feature inputs). Received: "
-                f"vocabulary_size={vocabulary_size!r}, input_dim={input_dim!r}"
-            )
-        get_layer(cell)  # fail early on an unknown cell name
-
-        # === Layers and functional model ===
-        if vocabulary_size is not None:
-            inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-            x = keras.layers.Embedding(
-                vocabulary_size, embedding_dim, mask_zero=True, name="embedding"
-            )(inputs)
-        else:
-            inputs = keras.Input(shape=(None, input_dim), name="features")
-            x = inputs
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="input_dropout")(x)
-        for index in range(num_layers):
-            is_last = index == num_layers - 1
-            x = recurrent_layer(
-                cell,
-                units,
-                bidirectional=bidirectional,
-                return_sequences=not (is_last and pooling == "last"),
-                recurrent_dropout=recurrent_dropout,
-                name=f"recurrent_{index}",
-            )(x)
-            if dropout and not is_last:
-                x = keras.layers.Dropout(dropout, name=f"dropout_{index}")(x)
-        if pooling != "last":
-            x = MaskedGlobalPooling1D(pooling, name=f"{pooling}_pool")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="output_dropout")(x)
-        outputs = keras.layers.Dense(num_classes, activation=output_activation, name="classes")(x)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-
-        # === Config ===
-        self.num_classes = num_classes
-        self.cell = cell
-        self.units = units
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.pooling = pooling
-        self.vocabulary_size = vocabulary_size
-        self.embedding_dim = embedding_dim
-        self.input_dim = input_dim
-        self.dropout = dropout
-        self.recurrent_dropout = recurrent_dropout
-        self.output_activation = output_activation
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "cell": self.cell,
-            "units": self.units,
-            "num_layers": self.num_layers,
-            "bidirectional": self.bidirectional,
-            "pooling": self.pooling,
-            "vocabulary_size": self.vocabulary_size,
-            "embedding_dim": self.embedding_dim,
-            "input_dim": self.input_dim,
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "output_activation": self.output_activation,
-        }
-
-
-@keras.saving.register_keras_serializable(package="rnn_keras")
-class CharRNN(GradientNormMonitor, keras.Model):
-    """The guide's `CharRNN`: a character-level language model.
-
-    Layers: `Embedding` -> `num_layers` x recurrent layer (returning sequences)
-    -> `Dense(vocabulary_size)`: logits of the next character at every step.
-    Inputs are int ids of shape `(batch, time)`; outputs are float logits of
-    shape `(batch, time, vocabulary_size)`.
-
-    Args:
-        vocabulary_size: number of character ids.
-        cell: "simple", "lstm" or "gru".
-        units: state size of each recurrent layer.
-        num_layers: number of stacked recurrent layers.
-        embedding_dim: width of the character embedding.
-        dropout: rate of `Dropout` between layers (after the embedding, between
-            recurrent layers, before the output layer).
-        recurrent_dropout: the cells' `recurrent_dropout`.
-        stateful: carry the recurrent state from one batch to the next
-            (truncated BPTT); needs a fixed `batch_size`.
-        batch_size: the static batch size (required when `stateful`).
-    """
-
-    def __init__(
-        self,
-        vocabulary_size,
-        cell="lstm",
-        units=256,
-        num_layers=2,
-        embedding_dim=64,
         dropout=0.0,
         recurrent_dropout=0.0,
         stateful=False,
         batch_size=None,
         **kwargs,
     ):
+        if (vocabulary_size is None) == (input_dim is None):
+            raise ValueError(
+                "RecurrentBackbone needs exactly one of `vocabulary_size` (token-id inputs) "
+                "and `input_dim` (float feature inputs). Received: "
+                f"vocabulary_size={vocabulary_size!r}, input_dim={input_dim!r}"
+            )
         if stateful and batch_size is None:
             raise ValueError(
-                "CharRNN(stateful=True) carries states between batches, so it needs a fixed "
-                "`batch_size`. Received: batch_size=None"
+                "RecurrentBackbone(stateful=True) carries states between batches, so it needs "
+                "a fixed `batch_size`. Received: batch_size=None"
             )
-        get_layer(cell)
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(
+                f"RecurrentBackbone: `num_layers` must be a positive integer. "
+                f"Received: num_layers={num_layers!r}"
+            )
+        get_layer(cell)  # fail early on an unknown cell name
 
-        # === Layers and functional model ===
-        inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="char_ids")
-        x = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(inputs)
-        for index in range(num_layers):
-            if dropout:
-                x = keras.layers.Dropout(dropout, name=f"dropout_{index}")(x)
-            x = recurrent_layer(
+        # === Layers ===
+        self.token_embedding = None
+        if vocabulary_size is not None:
+            self.token_embedding = keras.layers.Embedding(
+                vocabulary_size, embedding_dim, mask_zero=mask_zero, name="token_embedding"
+            )
+        self.recurrent_layers = [
+            recurrent_layer(
                 cell,
                 units,
+                bidirectional=bidirectional,
                 return_sequences=True,
                 stateful=stateful,
                 recurrent_dropout=recurrent_dropout,
                 name=f"recurrent_{index}",
-            )(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="output_dropout")(x)
-        outputs = keras.layers.Dense(vocabulary_size, name="logits")(x)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+            )
+            for index in range(num_layers)
+        ]
+        self.dropout_layers = [
+            keras.layers.Dropout(dropout, name=f"dropout_{index}") if dropout else None
+            for index in range(num_layers)
+        ]
+
+        # === Functional model ===
+        if vocabulary_size is not None:
+            inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="token_ids")
+            x = self.token_embedding(inputs)
+        else:
+            inputs = keras.Input(batch_shape=(batch_size, None, input_dim), name="features")
+            x = inputs
+        for dropout_layer, layer in zip(self.dropout_layers, self.recurrent_layers, strict=True):
+            if dropout_layer is not None:
+                x = dropout_layer(x)
+            x = layer(x)
+        super().__init__(inputs=inputs, outputs=x, **kwargs)
 
         # === Config ===
-        self.vocabulary_size = vocabulary_size
         self.cell = cell
         self.units = units
         self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.vocabulary_size = vocabulary_size
         self.embedding_dim = embedding_dim
+        self.mask_zero = mask_zero
+        self.input_dim = input_dim
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
         self.stateful = stateful
         self.batch_size = batch_size
 
+    @property
+    def output_dim(self):
+        """Features per step of the output: `units`, twice that when bidirectional."""
+        return self.units * (2 if self.bidirectional else 1)
+
     def reset_states(self):
         """Zero the carried state of every recurrent layer (a no-op when not stateful).
 
-        Truncated BPTT calls this at the start of every epoch and before evaluation.
+        Truncated BPTT calls this at the start of every pass and before evaluation.
         """
-        for layer in self.layers:
-            if isinstance(layer, keras.layers.RNN):
-                layer.reset_state()
+        for layer in self.recurrent_layers:
+            layer.reset_state()
 
     def get_config(self):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "vocabulary_size": self.vocabulary_size,
             "cell": self.cell,
             "units": self.units,
             "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "vocabulary_size": self.vocabulary_size,
             "embedding_dim": self.embedding_dim,
+            "mask_zero": self.mask_zero,
+            "input_dim": self.input_dim,
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "stateful": self.stateful,
             "batch_size": self.batch_size,
         }
+
+
+class _Task(keras.Model):
+    """A functional model on a `RecurrentBackbone`: config = backbone (serialized) + head args.
+
+    A subclass lists its other constructor arguments in `config_keys`, each
+    stored as the attribute of that name.
+    """
+
+    backbone_cls = RecurrentBackbone
+    config_keys = ()
+
+    def _check_backbone(self, backbone):
+        if not isinstance(backbone, self.backbone_cls):
+            raise ValueError(
+                f"{type(self).__name__}: `backbone` must be an rnn_keras.RecurrentBackbone. "
+                f"Received: backbone={backbone!r}"
+            )
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.layers.serialize(self.backbone),
+            **{key: getattr(self, key) for key in self.config_keys},
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("backbone"), dict):
+            config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
+
+
+class _PooledTask(_Task):
+    """backbone -> pooling -> [Dropout] -> Dense: one vector of outputs per sequence."""
+
+    def _build_head(self, backbone, units, activation, pooling, dropout, head_name, **kwargs):
+        self._check_backbone(backbone)
+
+        # === Layers ===
+        self.backbone = backbone
+        self.pooling_layer = MaskedGlobalPooling1D(
+            pooling, bidirectional=backbone.bidirectional, name=f"{pooling}_pool"
+        )
+        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        self.output_dense = keras.layers.Dense(units, activation=activation, name=head_name)
+
+        # === Functional model ===
+        inputs = backbone.input
+        x = self.pooling_layer(backbone(inputs))
+        if dropout:
+            x = self.output_dropout(x)
+        outputs = self.output_dense(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.pooling = pooling
+        self.dropout = dropout
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+class SequenceClassifier(_PooledTask):
+    """The guide's `SequenceClassifier`: a backbone, pooled, then a Dense to classes.
+
+    Args:
+        backbone: a `RecurrentBackbone`.
+        num_classes: width of the output layer.
+        pooling: how the sequence becomes one vector: "last" (the final hidden
+            state, as the guide; the state at the last real token), "mean" or
+            "max" over the unmasked steps (see `MaskedGlobalPooling1D`).
+        dropout: rate of `Dropout` before the output layer.
+        activation: activation of the output layer; None gives logits.
+        **kwargs: `name`, `dtype`, `trainable`.
+    """
+
+    config_keys = ("num_classes", "pooling", "dropout", "activation")
+
+    def __init__(
+        self, backbone, num_classes=2, pooling="last", dropout=0.0, activation=None, **kwargs
+    ):
+        self._build_head(backbone, num_classes, activation, pooling, dropout, "classes", **kwargs)
+        self.num_classes = num_classes
+        self.activation = activation
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+class SequenceRegressor(_PooledTask):
+    """A backbone, pooled, then a linear Dense to `num_outputs` real values per sequence.
+
+    Takes `SequenceClassifier`'s `backbone`, `pooling`, `dropout` and `**kwargs`;
+    `num_outputs` is how many values each sequence predicts (e.g. 24 forecast
+    hours), with no output activation.
+    """
+
+    config_keys = ("num_outputs", "pooling", "dropout")
+
+    def __init__(self, backbone, num_outputs=1, pooling="last", dropout=0.0, **kwargs):
+        self._build_head(backbone, num_outputs, None, pooling, dropout, "outputs", **kwargs)
+        self.num_outputs = num_outputs
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+class LanguageModel(_Task):
+    """The guide's `CharRNN`, for any token vocabulary: the next token's logits at every step.
+
+    On a unidirectional backbone the output is `(batch, time, vocabulary_size)`
+    float32 logits: step t predicts token t + 1. On a one-layer bidirectional
+    backbone (ELMo-style pretraining) the outputs are two: the forward
+    direction's prediction of token t + 1 and the backward direction's of token
+    t - 1, each from its own half of the features (a stacked bidirectional
+    backbone would let each direction see the tokens it predicts, so it is
+    refused). `examples` turns token batches into the matching training data.
+
+    The serving methods (unidirectional backbones; TensorFlow) work on int32 ids
+    and one packed state `(batch, S)`: every layer's states (`[h, c]` for an
+    LSTM, `[h]` otherwise) concatenated along the last axis. They read with
+    stateless copies of the recurrent layers that share their weights, so they
+    can be called on a model trained with `stateful=True` at any batch size.
+
+    Args:
+        backbone: a `RecurrentBackbone` with `vocabulary_size`.
+        vocabulary_size: how many token ids the model predicts (default: the
+            backbone's); targets at or above it count as id 1, the
+            out-of-vocabulary id of `keras.layers.TextVectorization`.
+        dropout: rate of `Dropout` before the output layer.
+        **kwargs: `name`, `dtype`, `trainable`.
+    """
+
+    config_keys = ("vocabulary_size", "dropout")
+
+    def __init__(self, backbone, vocabulary_size=None, dropout=0.0, **kwargs):
+        self._check_backbone(backbone)
+        if backbone.vocabulary_size is None:
+            raise ValueError(
+                "LanguageModel: the backbone must read token ids (built with "
+                "`vocabulary_size`). Received: a backbone of float features "
+                f"(input_dim={backbone.input_dim})"
+            )
+        if backbone.bidirectional and backbone.num_layers > 1:
+            raise ValueError(
+                "LanguageModel: a stacked bidirectional backbone lets each direction see the "
+                "tokens it has to predict, through the layer below. Use num_layers=1 with "
+                f"bidirectional=True. Received: num_layers={backbone.num_layers}"
+            )
+        vocabulary_size = vocabulary_size or backbone.vocabulary_size
+
+        # === Layers ===
+        self.backbone = backbone
+        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        self.next_token_head = keras.layers.Dense(vocabulary_size, name="next_token")
+        self.previous_token_head = None
+        if backbone.bidirectional:
+            self.previous_token_head = keras.layers.Dense(vocabulary_size, name="previous_token")
+
+        # === Functional model ===
+        inputs = backbone.input
+        x = backbone(inputs)
+        if dropout:
+            x = self.output_dropout(x)
+        if backbone.bidirectional:
+            forward, backward = SplitDirections(name="split_directions")(x)
+            outputs = (self.next_token_head(forward), self.previous_token_head(backward))
+        else:
+            outputs = self.next_token_head(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.dropout = dropout
+
+    # -- training data -----------------------------------------------------------------------
+
+    def examples(self, token_batches):
+        """`(ids, targets, sample_weights)` batches for `fit`, from a tf.data of `(ids, ...)`.
+
+        Targets are the next tokens (and, bidirectional, the previous ones),
+        with ids at or above `vocabulary_size` replaced by 1; positions with no
+        token to predict (padding, the ends) get weight 0.
+        """
+        import tensorflow as tf
+
+        vocabulary_size = self.vocabulary_size
+        bidirectional = self.previous_token_head is not None
+
+        def to_examples(ids, *_):
+            capped = tf.where(ids >= vocabulary_size, tf.ones_like(ids), ids)
+            padding = tf.zeros_like(capped[:, :1])
+            targets = [tf.concat([capped[:, 1:], padding], axis=1)]
+            if bidirectional:
+                preceding = tf.concat([padding, capped[:, :-1]], axis=1)
+                targets.append(tf.where(ids > 0, preceding, tf.zeros_like(preceding)))
+            weights = [tf.cast(target > 0, tf.float32) for target in targets]
+            if not bidirectional:
+                return ids, targets[0], weights[0]
+            return ids, tuple(targets), tuple(weights)
+
+        return token_batches.map(to_examples, num_parallel_calls=tf.data.AUTOTUNE)
+
+    # -- serving: state, step, score, generate -----------------------------------------------
+
+    def _check_unidirectional(self):
+        if self.backbone.bidirectional:
+            raise ValueError(
+                "LanguageModel: step, score and generate read left to right, so they need a "
+                "unidirectional backbone. Received: bidirectional=True"
+            )
+
+    def _readers(self):
+        """Stateless copies of the recurrent layers, sharing their weights and returning states."""
+        self._check_unidirectional()
+        return [
+            layer.sharing_weights(stateful=False, return_sequences=True, return_state=True)
+            for layer in self.backbone.recurrent_layers
+        ]
+
+    def _state_sizes(self):
+        return [[layer.units] * layer.cell.num_states for layer in self.backbone.recurrent_layers]
+
+    @property
+    def state_size(self):
+        """S, the width of the packed state."""
+        return sum(sum(sizes) for sizes in self._state_sizes())
+
+    def _unpack(self, state):
+        import tensorflow as tf
+
+        sizes = self._state_sizes()
+        flat = tf.split(state, [s for layer_sizes in sizes for s in layer_sizes], axis=-1)
+        per_layer, start = [], 0
+        for layer_sizes in sizes:
+            per_layer.append(flat[start : start + len(layer_sizes)])
+            start += len(layer_sizes)
+        return per_layer
+
+    @staticmethod
+    def _pack(per_layer):
+        import tensorflow as tf
+
+        return tf.concat([s for states in per_layer for s in states], axis=-1)
+
+    def initial_state(self, batch_size):
+        """The packed zero state for `batch_size` sequences, float32 `(batch_size, S)`."""
+        import tensorflow as tf
+
+        tf.debugging.assert_non_negative(batch_size, message="initial_state: batch_size < 0")
+        return tf.zeros([batch_size, self.state_size], tf.float32)
+
+    def step(self, ids, state):
+        """One token per sequence: `(ids (batch,), state) -> (logits (batch, V), new state)`."""
+        import tensorflow as tf
+
+        self._check_unidirectional()
+        # The embedding's table directly: the layer would attach a padding mask, which a
+        # cell called on its own has no use for.
+        embedding = self.backbone.token_embedding
+        x = ops.cast(ops.take(embedding.embeddings, ids, axis=0), embedding.compute_dtype)
+        new_states = []
+        for layer, states in zip(self.backbone.recurrent_layers, self._unpack(state), strict=True):
+            x, states = layer.cell(x, list(states))
+            new_states.append(states if isinstance(states, (list, tuple)) else [states])
+        logits = tf.cast(self.next_token_head(x), tf.float32)
+        return logits, self._pack(new_states)
+
+    def read(self, ids, lengths, state, targets=None):
+        """Reads padded ids `(batch, time)`, the first `lengths` of each row, from `state`.
+
+        Returns `(state after each row's last real token, nats)`: `nats` sums the
+        negative log-likelihood of `targets` (same shape as `ids`) over the real
+        positions of each row, or is zeros without targets. Reads `READ_CHUNK`
+        steps at a time.
+        """
+        import tensorflow as tf
+
+        readers = self._readers()
+        batch = tf.shape(ids)[0]
+        total = tf.shape(ids)[1]
+        num_chunks = (total + READ_CHUNK - 1) // READ_CHUNK
+        padded = num_chunks * READ_CHUNK
+        ids = tf.pad(ids, [[0, 0], [0, padded - total]])
+        if targets is not None:
+            targets = tf.pad(targets, [[0, 0], [0, padded - total]])
+        mask = tf.range(padded)[None, :] < lengths[:, None]
+
+        def body(k, state, nats):
+            start, size = [0, k * READ_CHUNK], [batch, READ_CHUNK]
+            chunk_mask = tf.slice(mask, start, size)
+            x = self.backbone.token_embedding(tf.slice(ids, start, size))
+            new_states = []
+            for reader, states in zip(readers, self._unpack(state), strict=True):
+                x, *states = reader(x, mask=chunk_mask, initial_state=list(states))
+                new_states.append(states)
+            state = self._pack(new_states)
+            if targets is not None:
+                logits = tf.cast(self.next_token_head(x), tf.float32)
+                nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    tf.slice(targets, start, size), logits
+                )
+                nats += tf.reduce_sum(tf.where(chunk_mask, nll, 0.0), axis=1)
+            return k + 1, state, nats
+
+        _, state, nats = tf.while_loop(
+            lambda k, *_: k < num_chunks,
+            body,
+            (0, state, tf.zeros([batch], tf.float32)),
+            shape_invariants=(
+                tf.TensorShape([]),
+                tf.TensorShape([None, self.state_size]),
+                tf.TensorShape([None]),
+            ),
+        )
+        return state, nats
+
+    def score(self, ids, lengths):
+        """Nats of each row's tokens 1..n-1 given the ones before: `(nats, scored)`, each (batch,).
+
+        `ids` is `(batch, time)` int32, each row's first `lengths` ids real. Token
+        t + 1 is scored from the state after reading tokens 0..t; the first token
+        is the context, so a row of n tokens scores n - 1 (`scored`).
+        """
+        import tensorflow as tf
+
+        scored = tf.maximum(lengths - 1, 0)
+        _, nats = self.read(
+            ids[:, :-1], scored, self.initial_state(tf.shape(ids)[0]), targets=ids[:, 1:]
+        )
+        return nats, scored
+
+    def generate(self, prompt_ids, lengths, num_steps, temperature, start_id):
+        """Continues each prompt by `num_steps` sampled ids, in-graph: `(batch, num_steps)` int32.
+
+        `prompt_ids` is `(batch, time)` with `lengths` real ids per row; an empty
+        prompt starts from `start_id` as the last token read. `temperature` 0
+        picks the most likely id (greedy); above 0 samples from the softmax of
+        logits / temperature. Id 0 (padding or out-of-vocabulary) is never produced.
+        """
+        import tensorflow as tf
+
+        with tf.control_dependencies(
+            [
+                tf.debugging.assert_non_negative(
+                    num_steps, message="generate: num_chars must be >= 0"
+                ),
+                tf.debugging.assert_non_negative(
+                    temperature, message="generate: temperature must be >= 0 (0 is greedy)"
+                ),
+            ]
+        ):
+            num_steps = tf.identity(num_steps)
+        batch = tf.shape(prompt_ids)[0]
+        # Read all but the last prompt token as a sequence; the loop starts from the last.
+        state, _ = self.read(prompt_ids, tf.maximum(lengths - 1, 0), self.initial_state(batch))
+        last_index = tf.maximum(lengths - 1, 0)
+        last = tf.gather(tf.pad(prompt_ids, [[0, 0], [0, 1]]), last_index, batch_dims=1)
+        current = tf.where(lengths > 0, last, start_id)
+        never_zero = tf.one_hot(0, self.vocabulary_size, on_value=-1e9)
+
+        def body(i, current, state, generated):
+            logits, state = self.step(current, state)
+            logits += never_zero
+            greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            scaled = logits / tf.maximum(temperature, 1e-6)
+            sampled = tf.cast(tf.random.categorical(scaled, 1)[:, 0], tf.int32)
+            following = tf.where(temperature > 0, sampled, greedy)
+            return i + 1, following, state, generated.write(i, following)
+
+        _, _, _, generated = tf.while_loop(
+            lambda i, *_: i < num_steps,
+            body,
+            (0, current, state, tf.TensorArray(tf.int32, size=num_steps, element_shape=[None])),
+        )
+        # An empty TensorArray of unknown element shape cannot be stacked (num_steps = 0).
+        return tf.cond(
+            num_steps > 0,
+            lambda: tf.transpose(generated.stack()),
+            lambda: tf.zeros([batch, 0], tf.int32),
+        )

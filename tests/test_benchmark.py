@@ -4,9 +4,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_benchmark_tiny_run(tmp_path):
     out = tmp_path / "benchmark.json"
     result = subprocess.run(

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import char_text
 import keras
 import numpy as np
 import pytest
@@ -13,9 +14,6 @@ from conftest import REPO_ROOT
 from helpers import run_without_rnn_keras
 
 import rnn_keras
-
-sys.path.insert(0, str(REPO_ROOT / "experiments"))
-import char_text  # noqa: E402
 
 CHAR_SCRIPT = REPO_ROOT / "experiments" / "char_text.py"
 
@@ -45,6 +43,7 @@ def quick_run(tmp_path_factory, tfds_data_dir):
     return run_dir
 
 
+@pytest.mark.slow
 def test_quick_run_writes_its_run_folder(quick_run):
     metrics = json.loads((quick_run / "metrics.json").read_text())
     for split in ("validation", "test"):
@@ -126,8 +125,9 @@ response["errors"] = errors
 def own_loss_nats(keras_file, text, vocabulary):
     """Summed next-character NLL of `text` by the trained .keras model, run as one sequence."""
     trained = keras.saving.load_model(keras_file)
-    config = {**trained.get_config(), "stateful": False, "batch_size": None, "dropout": 0.0}
-    model = rnn_keras.CharRNN.from_config(config)
+    backbone_config = trained.backbone.get_config()
+    backbone_config.update(stateful=False, batch_size=None, dropout=0.0)
+    model = rnn_keras.LanguageModel(rnn_keras.RecurrentBackbone.from_config(backbone_config))
     model.set_weights(trained.get_weights())
     index = {c: i for i, c in enumerate(vocabulary)}
     ids = np.array([[index.get(c, 0) for c in text]], dtype="int32")
@@ -136,6 +136,7 @@ def own_loss_nats(keras_file, text, vocabulary):
     return float(loss(ids[:, 1:], logits))
 
 
+@pytest.mark.slow
 def test_saved_model_endpoints_without_rnn_keras(quick_run):
     texts = ["First Citizen:\nBefore we proceed any further, hear me speak.", "ab", "", "x"]
     served = run_without_rnn_keras(
@@ -171,6 +172,7 @@ def test_saved_model_endpoints_without_rnn_keras(quick_run):
     assert "temperature must be >= 0" in served["errors"]["negative_temperature"]
 
 
+@pytest.mark.slow
 def test_generate_command(quick_run):
     result = subprocess.run(
         [
@@ -225,3 +227,18 @@ def test_committed_model_scores_validation_as_its_model_card(tfds_data_dir, tmp_
     )
     assert served["chars"] == len(texts["validation"]) - 1
     assert abs(served["nats"] / served["chars"] - float(match.group(1))) <= 0.01
+
+
+def test_committed_keras_file_loads_and_scores_as_the_saved_model(tfds_data_dir):
+    """char_rnn.keras (re-exported by experiments/reexport.py) is the SavedModel's model."""
+    import tensorflow as tf
+
+    text = char_text.load_splits(tfds_data_dir)["validation"][:2000]
+    keras_file = REPO_ROOT / "saved_models" / "char_rnn.keras"
+    assert isinstance(keras.saving.load_model(keras_file), rnn_keras.LanguageModel)
+    served = tf.saved_model.load(str(COMMITTED_MODEL))
+    scored = served.score(tf.constant([text]))
+    vocabulary = [v.decode("utf-8") for v in served.vocabulary().numpy()]
+    np.testing.assert_allclose(
+        own_loss_nats(keras_file, text, vocabulary), float(scored["nats"][0]), rtol=1e-4
+    )

@@ -20,8 +20,9 @@ LENGTHS = [7, 5, 2]
 def twins(cell_name, build_shape=(None, None, INPUT_DIM), weight_seed=0, **kwargs):
     """A fast layer and a generic RNN over the same cell config, with the same random weights."""
     cell_keys = {"dropout", "recurrent_dropout", "seed", "activation"}
+    fast_only = {"steps_per_iteration", "batch_splits", "implementation"}
     cell_kwargs = {k: v for k, v in kwargs.items() if k in cell_keys}
-    rnn_kwargs = {k: v for k, v in kwargs.items() if k not in cell_keys}
+    rnn_kwargs = {k: v for k, v in kwargs.items() if k not in cell_keys | fast_only}
     fast = FAST[cell_name](UNITS, **kwargs)
     generic = keras.layers.RNN(rnn_keras.get_cell(cell_name)(UNITS, **cell_kwargs), **rnn_kwargs)
     fast.build(build_shape)
@@ -105,29 +106,29 @@ def compare_sequences(cell_name, x, mask, training, **cell_kwargs):
 @pytest.mark.parametrize("cell_name", CELL_NAMES)
 @pytest.mark.parametrize("steps_per_iteration", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("time_steps", [1, 4, 9])
-def test_partial_unrolling_covers_every_length(
-    cell_name, steps_per_iteration, time_steps, monkeypatch
-):
-    from rnn_keras import fast as fast_kernels
-
-    monkeypatch.setattr(fast_kernels, "STEPS_PER_ITERATION", steps_per_iteration)
+def test_partial_unrolling_covers_every_length(cell_name, steps_per_iteration, time_steps):
     rng = np.random.default_rng(time_steps)
     x = tf.constant(rng.standard_normal((BATCH, time_steps, INPUT_DIM)), tf.float32)
     mask = tf.constant(rng.random((BATCH, time_steps)) < 0.7)
-    compare_sequences(cell_name, x, mask, training=False)
+    compare_sequences(cell_name, x, mask, training=False, steps_per_iteration=steps_per_iteration)
 
 
 @pytest.mark.parametrize("cell_name", CELL_NAMES)
 @pytest.mark.parametrize("parts", [1, 2, 5])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_batch_parts_keep_every_row(cell_name, parts, batch, monkeypatch):
-    from rnn_keras import fast as fast_kernels
-
-    monkeypatch.setattr(fast_kernels, "BATCH_PARTS", parts)  # 5 parts of 3 rows: some empty
+def test_batch_parts_keep_every_row(cell_name, parts, batch):
     rng = np.random.default_rng(batch)
     x = tf.constant(rng.standard_normal((batch, TIME, INPUT_DIM)), tf.float32)
     mask = tf.constant(np.arange(TIME)[None, :] < np.array(LENGTHS[:batch])[:, None])
-    compare_sequences(cell_name, x, mask, training=True, dropout=0.2, recurrent_dropout=0.3)
+    compare_sequences(  # 5 parts of 3 rows: some empty
+        cell_name,
+        x,
+        mask,
+        training=True,
+        dropout=0.2,
+        recurrent_dropout=0.3,
+        batch_splits=parts,
+    )
 
 
 @pytest.mark.parametrize("cell_name", CELL_NAMES)

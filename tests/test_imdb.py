@@ -4,15 +4,18 @@ import json
 import subprocess
 import sys
 
+import imdb
+import imdb_data
 import keras
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
 from helpers import run_without_rnn_keras
 
+import rnn_keras
+import rnn_keras.text
+
 IMDB_SCRIPT = REPO_ROOT / "experiments" / "imdb.py"
-sys.path.insert(0, str(IMDB_SCRIPT.parent))
-import imdb  # noqa: E402
 
 # Every input the issue lists as bad, each scored in the fresh process.
 SERVE_BAD_INPUTS = """
@@ -54,34 +57,41 @@ def test_language_model_targets_are_the_neighbouring_tokens():
 
     ids = tf.constant([[5, 2, 7, 3, 0, 0], [4, 0, 0, 0, 0, 0]], tf.int32)
     batches = tf.data.Dataset.from_tensors((ids, tf.zeros([2])))
-    inputs, targets, weights = next(iter(imdb.language_model_dataset(batches, 6, True)))
+
+    def language_model(bidirectional):
+        backbone = rnn_keras.RecurrentBackbone(
+            vocabulary_size=10, units=2, embedding_dim=2, bidirectional=bidirectional
+        )
+        return rnn_keras.LanguageModel(backbone, vocabulary_size=6)
+
+    inputs, targets, weights = next(iter(language_model(True).examples(batches)))
     np.testing.assert_array_equal(inputs, ids)
     # id 7 is outside the 6 predicted words: it is predicted as [UNK] (id 1).
     np.testing.assert_array_equal(targets[0], [[2, 1, 3, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
     np.testing.assert_array_equal(targets[1], [[0, 5, 2, 1, 0, 0], [0, 0, 0, 0, 0, 0]])
     np.testing.assert_array_equal(weights[0], [[1, 1, 1, 0, 0, 0], [0] * 6])
     np.testing.assert_array_equal(weights[1], [[0, 1, 1, 1, 0, 0], [0] * 6])
-    (forward_only,), _ = next(iter(imdb.language_model_dataset(batches, 6, False)))[1:]
+    forward_only, _ = next(iter(language_model(False).examples(batches)))[1:]
     np.testing.assert_array_equal(forward_only, targets[0])
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_pretrained_layers_move_into_the_classifier(bidirectional):
+def test_pretraining_trains_the_classifiers_own_backbone(bidirectional):
+    """The language model and the classifier share one backbone object, hence its weights."""
     args = imdb.parse_train_args(["--quick", "--cell", "gru"])
     args.bidirectional = bidirectional
-    language_model = imdb.build_pretraining_model(args, vocabulary_size=50)
-    assert len(language_model.outputs) == (2 if bidirectional else 1)
-    ids = np.array([[3, 4, 5, 0]], "int32")
-    logits = keras.tree.flatten(language_model(ids))
-    assert [x.shape for x in logits] == [(1, 4, args.pretrain_vocabulary)] * len(logits)
     classifier = imdb.build_classifier(args, vocabulary_size=50)
-    imdb.transfer_pretrained(language_model, classifier)
-    for name in ("embedding", "recurrent_0"):
-        pretrained = language_model.get_layer(name).get_weights()
-        moved = classifier.get_layer(name).get_weights()
-        assert len(moved) == len(pretrained) > 0
-        for a, b in zip(moved, pretrained, strict=True):
-            np.testing.assert_array_equal(a, b)
+    language_model = rnn_keras.LanguageModel(classifier.backbone, args.pretrain_vocabulary)
+    assert len(language_model.outputs) == (2 if bidirectional else 1)
+    ids = np.array([[3, 4, 5, 0], [7, 8, 0, 0]], "int32")
+    logits = keras.tree.flatten(language_model(ids))
+    assert [x.shape for x in logits] == [(2, 4, args.pretrain_vocabulary)] * len(logits)
+    before = classifier.predict(ids, verbose=0)
+    language_model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    targets = [np.roll(ids, -1, axis=1)] * len(logits)
+    language_model.fit(ids, targets if bidirectional else targets[0], epochs=2, verbose=0)
+    assert classifier.backbone is language_model.backbone
+    assert not np.allclose(classifier.predict(ids, verbose=0), before)
 
 
 def test_score_reviews_keeps_the_order_of_the_texts():
@@ -92,9 +102,9 @@ def test_score_reviews_keeps_the_order_of_the_texts():
     lengths = [110, 3, 57, 1, 95, 12, 60, 7, 101]
     texts = np.array([" ".join(rng.choice(words, n)) for n in lengths], dtype=object)
     args = imdb.parse_train_args(["--quick"])
-    vectorizer = imdb.make_vectorizer(texts, max_tokens=20, max_length=120)
+    vectorizer = imdb_data.make_vectorizer(texts, max_tokens=20, max_length=120)
     classifier = imdb.build_classifier(args, vectorizer.vocabulary_size())
-    scores = imdb.score_reviews(classifier, vectorizer, 120, texts, batch_size=2)
+    scores = rnn_keras.text.score_texts(classifier, vectorizer, texts, batch_size=2)
     expected = classifier(vectorizer(texts), training=False).numpy().reshape(-1)
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
     assert len(set(np.round(expected, 6))) > 1  # distinct scores, so a mix-up would show
@@ -109,6 +119,7 @@ def test_pseudo_label_confidence_outside_half_to_one_is_rejected(confidence, cap
     )
 
 
+@pytest.mark.slow
 def test_quick_run_with_self_training_and_its_resume(tmp_path, tfds_data_dir):
     # A barely trained teacher scores near 0.5, so a confidence just above 0.5
     # keeps most reviews; the code path is the one the real run takes.
@@ -149,6 +160,7 @@ def run_quick(run_dir, tfds_data_dir, *flags):
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_quick_run_with_language_model_pretraining(tmp_path, tfds_data_dir):
     metrics = run_quick(tmp_path, tfds_data_dir, "--pretrain-epochs", "1")
     pretraining = metrics["pretraining"]
@@ -161,6 +173,7 @@ def test_quick_run_with_language_model_pretraining(tmp_path, tfds_data_dir):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_quick_run_writes_its_run_folder(quick_run):
     config = json.loads((quick_run / "config.json").read_text())
     assert config["args"]["quick"] is True and config["args"]["epochs"] == 1
@@ -178,6 +191,7 @@ def test_quick_run_writes_its_run_folder(quick_run):
     assert sorted(p.name for p in (quick_run / "export").iterdir()) == ["imdb", "imdb.keras"]
 
 
+@pytest.mark.slow
 def test_a_seed_makes_the_run_repeatable(quick_run, tmp_path, tfds_data_dir):
     first = json.loads((quick_run / "metrics.json").read_text())
     (tmp_path / "same").mkdir()
@@ -189,6 +203,7 @@ def test_a_seed_makes_the_run_repeatable(quick_run, tmp_path, tfds_data_dir):
     assert other["history"]["loss"] != first["history"]["loss"]
 
 
+@pytest.mark.slow
 def test_export_serves_raw_text_without_rnn_keras(quick_run):
     texts = ["A wonderful, moving film.", "Dreadful. <br /><br />Two hours I will never get back."]
     code = """
@@ -207,6 +222,7 @@ response = {"dtype": out.dtype.name, "shape": out.shape.as_list(), "values": out
     np.testing.assert_allclose(served["values"], expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_keras_file_keeps_training_on_raw_strings(quick_run):
     model = keras.saving.load_model(quick_run / "export" / "imdb.keras")
     model.compile(optimizer="adam", loss="binary_crossentropy")
@@ -215,6 +231,7 @@ def test_keras_file_keeps_training_on_raw_strings(quick_run):
     assert np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.slow
 def test_predict_command(quick_run):
     model = quick_run / "export" / "imdb"
     result = subprocess.run(
@@ -264,6 +281,7 @@ def check_bad_inputs(model_dir, cwd):
     assert "string" in served["non_string"]
 
 
+@pytest.mark.slow
 def test_bad_inputs_to_exported_model(quick_run):
     check_bad_inputs(quick_run / "export" / "imdb", cwd=quick_run)
 
@@ -286,7 +304,7 @@ response = {"accuracy": float(np.mean(predictions == np.array(request["labels"])
 
 
 def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_path):
-    texts, labels = imdb.load_split(tfds_data_dir, "test", 2000)
+    texts, labels = imdb_data.load_split(tfds_data_dir, "test", 2000)
     served = run_without_rnn_keras(
         SCORE_REVIEWS,
         {
@@ -302,3 +320,21 @@ def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_p
 
 def test_bad_inputs_to_committed_model(tmp_path):
     check_bad_inputs(COMMITTED_MODEL, cwd=tmp_path)
+
+
+def test_committed_keras_file_loads_and_computes_what_the_saved_model_does(tfds_data_dir):
+    """imdb.keras (re-exported by experiments/reexport.py) is the SavedModel's model."""
+    import tensorflow as tf
+
+    texts, _ = imdb_data.load_split(tfds_data_dir, "test", 64)
+    model = keras.saving.load_model(REPO_ROOT / "saved_models" / "imdb.keras")
+    classifier = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert isinstance(classifier, rnn_keras.SequenceClassifier)
+    assert isinstance(classifier.backbone, rnn_keras.RecurrentBackbone)
+    served = tf.saved_model.load(str(COMMITTED_MODEL))
+    np.testing.assert_allclose(
+        model.predict(tf.constant(texts), verbose=0).reshape(-1),
+        served.serve(tf.constant(texts)).numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )

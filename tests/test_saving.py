@@ -59,20 +59,24 @@ def test_keras_file_round_trip(cell_name, tmp_path):
 
 
 def test_models_keras_file_round_trip(tmp_path):
-    classifier = rnn_keras.SequenceClassifier(
-        num_classes=3,
+    backbone = rnn_keras.RecurrentBackbone(
         cell="gru",
         units=4,
         num_layers=2,
         bidirectional=True,
-        pooling="max",
         vocabulary_size=20,
         embedding_dim=6,
         dropout=0.1,
     )
-    char_rnn = rnn_keras.CharRNN(vocabulary_size=11, cell="simple", units=5, embedding_dim=4)
+    classifier = rnn_keras.SequenceClassifier(backbone, 3, pooling="max", dropout=0.1)
+    char_rnn = rnn_keras.LanguageModel(
+        rnn_keras.RecurrentBackbone("simple", 5, vocabulary_size=11, embedding_dim=4)
+    )
+    regressor = rnn_keras.SequenceRegressor(
+        rnn_keras.RecurrentBackbone("lstm", 3, vocabulary_size=20, embedding_dim=2), 4, "mean"
+    )
     ids = np.array([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]])
-    for model in (classifier, char_rnn):
+    for model in (classifier, char_rnn, regressor):
         randomize_weights(model, seed=2)
         path = tmp_path / f"{model.name}.keras"
         model.save(path)

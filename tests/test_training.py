@@ -68,16 +68,10 @@ def test_sequence_classifier_learns_a_toy_task(cell_name, pooling):
         if label:
             ids[row, rng.integers(0, length)] = 1
         ids[row, length:] = 0
-    model = rnn_keras.SequenceClassifier(
-        num_classes=2,
-        cell=cell_name,
-        units=16,
-        num_layers=2,
-        bidirectional=True,
-        pooling=pooling,
-        vocabulary_size=10,
-        embedding_dim=8,
+    backbone = rnn_keras.RecurrentBackbone(
+        cell_name, 16, num_layers=2, bidirectional=True, vocabulary_size=10, embedding_dim=8
     )
+    model = rnn_keras.SequenceClassifier(backbone, num_classes=2, pooling=pooling)
     model.compile(
         optimizer=keras.optimizers.Adam(2e-2),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -88,7 +82,8 @@ def test_sequence_classifier_learns_a_toy_task(cell_name, pooling):
 
 
 def test_sequence_classifier_on_float_features():
-    model = rnn_keras.SequenceClassifier(num_classes=3, cell="simple", units=4, input_dim=6)
+    backbone = rnn_keras.RecurrentBackbone("simple", 4, input_dim=6)
+    model = rnn_keras.SequenceClassifier(backbone, num_classes=3)
     assert model.predict(np.zeros((2, 5, 6), "float32"), verbose=0).shape == (2, 3)
     clone = rnn_keras.SequenceClassifier.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
@@ -97,26 +92,41 @@ def test_sequence_classifier_on_float_features():
 def test_char_rnn_stateful_windows_equal_one_long_pass():
     """Truncated BPTT's premise: a stateful model on consecutive windows sees the whole text."""
     ids = np.random.default_rng(3).integers(0, 11, (4, 12)).astype("int32")
-    whole = rnn_keras.CharRNN(11, cell="lstm", units=6, num_layers=2, embedding_dim=5)
-    stateful = rnn_keras.CharRNN(
-        11, cell="lstm", units=6, num_layers=2, embedding_dim=5, stateful=True, batch_size=4
+    arguments = {
+        "cell": "lstm",
+        "units": 6,
+        "num_layers": 2,
+        "embedding_dim": 5,
+        "mask_zero": False,
+    }
+    whole = rnn_keras.LanguageModel(rnn_keras.RecurrentBackbone(vocabulary_size=11, **arguments))
+    stateful = rnn_keras.LanguageModel(
+        rnn_keras.RecurrentBackbone(vocabulary_size=11, stateful=True, batch_size=4, **arguments)
     )
     stateful.set_weights(whole.get_weights())
     windows = [stateful(ids[:, i : i + 4]) for i in range(0, 12, 4)]
     np.testing.assert_allclose(np.concatenate(windows, axis=1), whole(ids), rtol=1e-5, atol=1e-6)
-    stateful.reset_states()
+    stateful.backbone.reset_states()
     np.testing.assert_allclose(stateful(ids[:, :4]), whole(ids[:, :4]), rtol=1e-5, atol=1e-6)
 
 
 def test_model_arguments_are_checked():
     with pytest.raises(ValueError, match="Unknown cell 'rnn'.*'gru', 'lstm', 'simple'"):
-        rnn_keras.SequenceClassifier(cell="rnn", vocabulary_size=5)
-    with pytest.raises(ValueError, match="pooling.*Received: pooling='first'"):
-        rnn_keras.SequenceClassifier(pooling="first", vocabulary_size=5)
+        rnn_keras.RecurrentBackbone(cell="rnn", vocabulary_size=5)
+    backbone = rnn_keras.RecurrentBackbone(vocabulary_size=5)
+    with pytest.raises(ValueError, match="mode.*Received: mode='first'"):
+        rnn_keras.SequenceClassifier(backbone, pooling="first")
     with pytest.raises(ValueError, match="exactly one of `vocabulary_size`"):
-        rnn_keras.SequenceClassifier()
+        rnn_keras.RecurrentBackbone()
     with pytest.raises(ValueError, match="needs a fixed `batch_size`"):
-        rnn_keras.CharRNN(10, stateful=True)
+        rnn_keras.RecurrentBackbone(vocabulary_size=10, stateful=True)
+    with pytest.raises(ValueError, match="must be an rnn_keras.RecurrentBackbone"):
+        rnn_keras.SequenceClassifier(keras.layers.Dense(2))
+    with pytest.raises(ValueError, match="backbone must read token ids"):
+        rnn_keras.LanguageModel(rnn_keras.RecurrentBackbone(input_dim=3))
+    with pytest.raises(ValueError, match="stacked bidirectional.*num_layers=2"):
+        stacked = rnn_keras.RecurrentBackbone(vocabulary_size=5, num_layers=2, bidirectional=True)
+        rnn_keras.LanguageModel(stacked)
 
 
 @pytest.mark.parametrize("mode", ["mean", "max"])
@@ -135,19 +145,17 @@ def test_fit_logs_the_global_gradient_norm_of_every_step():
     rng = np.random.default_rng(5)
     ids = rng.integers(1, 10, (8, 6))
     labels = rng.integers(0, 2, (8, 1)).astype("float32")
-    model = rnn_keras.SequenceClassifier(
-        num_classes=1,
-        cell="lstm",
-        units=4,
-        vocabulary_size=10,
-        embedding_dim=3,
-        output_activation="sigmoid",
-    )
+    backbone = rnn_keras.RecurrentBackbone("lstm", 4, vocabulary_size=10, embedding_dim=3)
+    model = rnn_keras.SequenceClassifier(backbone, num_classes=1, activation="sigmoid")
     loss_fn = keras.losses.BinaryCrossentropy()
-    model.compile(optimizer=keras.optimizers.Adam(1e-2, global_clipnorm=1e-3), loss=loss_fn)
+    monitor = rnn_keras.GradientNormMonitor(keras.optimizers.Adam(1e-2, global_clipnorm=1e-3))
+    model.compile(optimizer=monitor, loss=loss_fn, metrics=[monitor.metric])
     with tf.GradientTape() as tape:
         loss = loss_fn(labels, model(ids, training=True))
-    expected = float(tf.linalg.global_norm(tape.gradient(loss, model.trainable_weights)))
+    # Dense gradients: the embedding's arrives as IndexedSlices whose repeated rows must
+    # add up before squaring (tf.linalg.global_norm on the slices would not).
+    gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_weights)]
+    expected = float(tf.linalg.global_norm(gradients))
 
     per_step = []
     logger = keras.callbacks.LambdaCallback(
@@ -164,11 +172,14 @@ def test_gradient_norm_under_mixed_float16_is_unscaled():
     keras.config.set_dtype_policy("mixed_float16")
     rng = np.random.default_rng(6)
     ids = rng.integers(1, 10, (8, 6))
-    model = rnn_keras.CharRNN(
-        vocabulary_size=10, cell="gru", units=4, num_layers=1, embedding_dim=3
+    model = rnn_keras.LanguageModel(
+        rnn_keras.RecurrentBackbone("gru", 4, vocabulary_size=10, embedding_dim=3)
     )
+    monitor = rnn_keras.GradientNormMonitor("adam")
     model.compile(
-        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        optimizer=monitor,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[monitor.metric],
     )
     history = model.fit(ids, ids, batch_size=8, epochs=1, verbose=0)
     norm = history.history["gradient_norm"][0]

@@ -1,0 +1,195 @@
+"""The library's API contracts: explicit fast-path control, Keras-compatible signatures,
+the backbone/task split, weight sharing and gradient-norm monitoring."""
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import CELL_NAMES
+
+import rnn_keras
+
+BUILTIN = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_every_builtin_argument_is_accepted_by_name(cell_name):
+    ours = inspect.signature(rnn_keras.get_layer(cell_name).__init__).parameters
+    theirs = inspect.signature(BUILTIN[cell_name].__init__).parameters
+    assert set(theirs) <= set(ours)
+    for name, parameter in theirs.items():
+        if name not in ("self", "kwargs", "reset_after"):
+            assert ours[name].default == parameter.default, name
+    assert "Args:" in rnn_keras.get_layer(cell_name).__doc__
+
+
+def test_arguments_that_cannot_apply_are_refused():
+    with pytest.raises(ValueError, match="reset_after.*must be False.*reset_after=True"):
+        rnn_keras.GRU(4, reset_after=True)
+    assert rnn_keras.GRU(4, reset_after=False).get_config()["reset_after"] is False
+    for layer_class in (rnn_keras.LSTM, rnn_keras.GRU):
+        with pytest.raises(ValueError, match="not cuDNN.*use_cudnn=True"):
+            layer_class(4, use_cudnn=True)
+    with pytest.raises(ValueError, match="implementation.*Received: implementation=2"):
+        rnn_keras.LSTM(4, implementation=2)
+    with pytest.raises(ValueError, match="batch_splits.*Received: batch_splits=0"):
+        rnn_keras.LSTM(4, batch_splits=0)
+    with pytest.raises(ValueError, match="steps_per_iteration.*Received: steps_per_iteration=0"):
+        rnn_keras.LSTM(4, steps_per_iteration=0)
+
+
+def test_activity_regularizer_belongs_to_the_layer():
+    layer = rnn_keras.LSTM(3, activity_regularizer="l2")
+    assert layer.activity_regularizer is not None
+    assert layer.cell.activity_regularizer is None
+    inputs = keras.Input((4, 2))
+    model = keras.Model(inputs, layer(inputs))
+    model(np.ones((1, 4, 2), "float32"))
+    assert len(model.losses) == 1
+    clone = rnn_keras.LSTM.from_config(layer.get_config())
+    assert clone.activity_regularizer is not None
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_fused_kernel_is_chosen_by_the_implementation_argument(cell_name):
+    layer_class = rnn_keras.get_layer(cell_name)
+    assert layer_class(4).uses_fast_path()
+    assert layer_class(4, implementation="fused").uses_fast_path()
+    assert not layer_class(4, implementation="generic").uses_fast_path()
+    for tanh in ("tanh", keras.activations.tanh, keras.ops.tanh, tf.tanh, tf.math.tanh):
+        assert layer_class(4, activation=tanh, implementation="fused").uses_fast_path()
+    with pytest.raises(ValueError, match="cannot run the fused kernel.*unroll=True"):
+        layer_class(4, unroll=True, implementation="fused")
+    with pytest.raises(ValueError, match="cannot run the fused kernel.*activation=tanh.*relu"):
+        layer_class(4, activation="relu", implementation="fused")
+    assert not layer_class(4, activation="relu").uses_fast_path()  # auto falls back
+    config = layer_class(4, implementation="generic", batch_splits=3).get_config()
+    assert (config["implementation"], config["batch_splits"]) == ("generic", 3)
+    assert config["steps_per_iteration"] == 4
+
+
+@pytest.mark.parametrize("cell_name", ["lstm", "gru"])
+def test_sigmoid_however_named_keeps_the_fused_kernel(cell_name):
+    layer_class = rnn_keras.get_layer(cell_name)
+    for sigmoid in ("sigmoid", keras.ops.sigmoid, tf.sigmoid, tf.nn.sigmoid):
+        assert layer_class(4, recurrent_activation=sigmoid).uses_fast_path()
+    with pytest.raises(ValueError, match="recurrent_activation=sigmoid.*hard_sigmoid"):
+        layer_class(4, recurrent_activation="hard_sigmoid", implementation="fused")
+
+
+def test_bidirectional_copies_are_set_explicitly_not_by_name():
+    wrapped = rnn_keras.recurrent_layer("lstm", 4, bidirectional=True, return_sequences=True)
+    wrapped.build((None, None, 3))
+    assert wrapped.forward_layer.batch_splits == wrapped.backward_layer.batch_splits == 1
+    # A user's layer named like Bidirectional's copies keeps its own setting.
+    assert rnn_keras.LSTM(4, name="forward_user").batch_splits == "auto"
+    assert rnn_keras.LSTM(4, name="forward_user").resolved_batch_splits() == 2
+    # A user-supplied backward layer keeps what the user gave it.
+    user = keras.layers.Bidirectional(
+        rnn_keras.GRU(4, return_sequences=True, batch_splits=1),
+        backward_layer=rnn_keras.GRU(4, return_sequences=True, go_backwards=True, batch_splits=3),
+    )
+    assert (user.forward_layer.batch_splits, user.backward_layer.batch_splits) == (1, 3)
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_sharing_weights_reads_the_same_variables(cell_name):
+    layer = rnn_keras.get_layer(cell_name)(5, return_sequences=True, stateful=True)
+    layer.build((2, None, 3))
+    copy = layer.sharing_weights(stateful=False, return_state=True)
+    x = np.random.default_rng(0).standard_normal((4, 6, 3)).astype("float32")
+    outputs, *states = copy(x)
+    assert copy.cell is layer.cell and len(copy.weights) == len(layer.weights)
+    reference = keras.layers.RNN(layer.cell, return_sequences=True)(x)
+    np.testing.assert_allclose(outputs, reference, rtol=1e-5, atol=1e-6)
+    assert len(states) == layer.cell.num_states
+    with pytest.raises(ValueError, match="cell is shared.*'units'"):
+        layer.sharing_weights(units=3)
+
+
+def test_backbone_holds_its_layers_and_tasks_share_it():
+    backbone = rnn_keras.RecurrentBackbone(
+        "gru", 6, num_layers=2, bidirectional=True, vocabulary_size=30, embedding_dim=4
+    )
+    assert backbone.output_dim == 12 and len(backbone.recurrent_layers) == 2
+    assert isinstance(backbone.token_embedding, keras.layers.Embedding)
+    ids = np.array([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]], "int32")
+    assert tuple(backbone(ids).shape) == (2, 5, 12)
+    classifier = rnn_keras.SequenceClassifier(backbone, 3, pooling="mean")
+    regressor = rnn_keras.SequenceRegressor(backbone, 24, pooling="max")
+    assert classifier.backbone is regressor.backbone is backbone
+    assert tuple(regressor(ids).shape) == (2, 24)
+    clone = rnn_keras.SequenceClassifier.from_config(classifier.get_config())
+    assert clone.get_config() == classifier.get_config()
+    assert clone.backbone is not backbone
+
+
+def test_last_pooling_is_the_final_state_of_each_direction():
+    backbone = rnn_keras.RecurrentBackbone("lstm", 3, bidirectional=True, vocabulary_size=9)
+    pooled = rnn_keras.SequenceClassifier(backbone, pooling="last").pooling_layer
+    ids = np.array([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]], "int32")
+    layer = backbone.recurrent_layers[0]
+    embedded = backbone.token_embedding(ids)
+    mask = ids > 0
+    sequence = layer(embedded, mask=mask)
+    final = np.concatenate(
+        [
+            direction.sharing_weights(return_sequences=False, zero_output_for_mask=False)(
+                embedded, mask=mask
+            )
+            for direction in (layer.forward_layer, layer.backward_layer)
+        ],
+        axis=-1,
+    )
+    np.testing.assert_allclose(pooled(sequence, mask=mask), final, rtol=1e-5, atol=1e-6)
+
+
+def test_language_model_step_score_and_generate_agree():
+    backbone = rnn_keras.RecurrentBackbone("lstm", 6, num_layers=2, vocabulary_size=12)
+    model = rnn_keras.LanguageModel(backbone)
+    ids = tf.constant([[3, 4, 5, 6, 2], [7, 8, 0, 0, 0]], tf.int32)
+    lengths = tf.constant([5, 2], tf.int32)
+    nats, scored = model.score(ids, lengths)
+    np.testing.assert_array_equal(scored, [4, 1])
+    # score == the model's own per-token loss over the real tokens
+    logits = model(ids[:, :-1])
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(ids[:, 1:], logits)
+    real = tf.sequence_mask(lengths - 1, 4)
+    np.testing.assert_allclose(nats, tf.reduce_sum(tf.where(real, nll, 0.0), 1), rtol=1e-5)
+    # greedy generate == a loop of step from the state after the prompt
+    generated = model.generate(ids[:1], lengths[:1], tf.constant(6), tf.constant(0.0), 1)
+    state = model.initial_state(1)
+    for token in [3, 4, 5, 6]:
+        _, state = model.step(tf.constant([token]), state)
+    current, expected = tf.constant([2]), []
+    for _ in range(6):
+        logits, state = model.step(current, state)
+        logits += tf.one_hot(0, 12, on_value=-1e9)
+        current = tf.argmax(logits, -1, output_type=tf.int32)
+        expected.append(int(current[0]))
+    np.testing.assert_array_equal(generated[0], expected)
+    assert model.state_size == 2 * 2 * 6
+
+
+def test_gradient_norm_monitor_is_a_wrapper_any_model_can_opt_into(tmp_path):
+    inputs = keras.Input((None, 3))
+    outputs = keras.layers.Dense(1)(rnn_keras.SimpleRNN(4)(inputs))
+    model = keras.Model(inputs, outputs)  # a plain functional model
+    monitor = rnn_keras.GradientNormMonitor(keras.optimizers.SGD(0.1, global_clipnorm=1e-6))
+    model.compile(optimizer=monitor, loss="mse", metrics=[monitor.metric])
+    x = np.random.default_rng(1).standard_normal((8, 5, 3)).astype("float32")
+    y = np.ones((8, 1), "float32")
+    with tf.GradientTape() as tape:
+        loss = keras.losses.mean_squared_error(y, model(x))
+        loss = tf.reduce_mean(loss)
+    expected = float(tf.linalg.global_norm(tape.gradient(loss, model.trainable_weights)))
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    np.testing.assert_allclose(history.history["gradient_norm"][0], expected, rtol=1e-4)
+    assert monitor.iterations.numpy() == 1 and monitor.learning_rate.numpy() == pytest.approx(0.1)
+    assert "GradientNormMonitor" in str(type(monitor))
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(restored.optimizer, rnn_keras.GradientNormMonitor)
+    assert isinstance(restored.optimizer.inner_optimizer, keras.optimizers.SGD)
