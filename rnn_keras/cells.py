@@ -164,8 +164,7 @@ class _FusedCell(keras.layers.Layer, DropoutRNNCell):
 
         The bias is added last, to the sum: TensorFlow's graph optimizer fuses a
         MatMul directly followed by its BiasAdd into one oneDNN call, which is
-        markedly slower at these small per-step shapes (measured: the LSTM step
-        loop 35% slower on a 2-core CPU).
+        slower at these small per-step shapes (README, "Speed").
         """
         z = self._input_matmul(inputs, training) + ops.matmul(
             self._recurrent_input(h_prev, training), self.recurrent_kernel

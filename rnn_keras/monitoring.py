@@ -21,9 +21,11 @@ class GradientNorm(keras.metrics.Metric):
     """Reports the global gradient norm that a `GradientNormMonitor` recorded last.
 
     It reads the monitor's value and ignores `y_true`/`y_pred`. Get it from
-    `GradientNormMonitor.metric` rather than building one. A metric restored
-    from a saved, compiled model is not attached to any monitor and reports NaN:
-    compile again with the new monitor's metric.
+    `GradientNormMonitor.metric` rather than building one. Before the first
+    step, and when restored from a saved, compiled model (then it is attached
+    to no monitor: compile again with the new monitor's metric), it reports
+    NaN. Evaluation logs repeat the last training step's value
+    (`val_gradient_norm`), as Keras evaluates every compiled metric.
     """
 
     def __init__(self, name="gradient_norm", dtype="float32", monitor=None):
@@ -36,9 +38,10 @@ class GradientNorm(keras.metrics.Metric):
         pass
 
     def result(self):
-        if self._read is None:
+        norm = None if self._read is None else self._read()
+        if norm is None:  # detached, or no step applied yet (the monitor builds lazily)
             return ops.convert_to_tensor(float("nan"), dtype=self.dtype)
-        return ops.convert_to_tensor(self._read(), dtype=self.dtype)
+        return ops.convert_to_tensor(norm, dtype=self.dtype)
 
     def reset_state(self):
         pass

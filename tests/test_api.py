@@ -193,3 +193,74 @@ def test_gradient_norm_monitor_is_a_wrapper_any_model_can_opt_into(tmp_path):
     restored = keras.saving.load_model(tmp_path / "m.keras")
     assert isinstance(restored.optimizer, rnn_keras.GradientNormMonitor)
     assert isinstance(restored.optimizer.inner_optimizer, keras.optimizers.SGD)
+
+
+MIRRORED_NORM = """
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+import rnn_keras
+
+
+def model_and_monitor():
+    keras.utils.set_random_seed(0)
+    backbone = rnn_keras.RecurrentBackbone(
+        "lstm", 4, bidirectional=True, vocabulary_size=12, embedding_dim=3
+    )
+    model = rnn_keras.SequenceClassifier(backbone, 1, pooling="max", activation="sigmoid")
+    monitor = rnn_keras.GradientNormMonitor(keras.optimizers.SGD(0.1))
+    model.compile(optimizer=monitor, loss="binary_crossentropy", metrics=[monitor.metric])
+    return model
+
+
+rng = np.random.default_rng(3)
+ids = rng.integers(1, 12, (16, 7))
+ids[:8, 5:] = 0
+labels = rng.integers(0, 2, (16, 1)).astype("float32")
+norms = {}
+for name, strategy in (
+    ("one", tf.distribute.get_strategy()),
+    ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
+):
+    with strategy.scope():
+        model = model_and_monitor()
+    history = model.fit(ids, labels, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    norms[name] = history.history["gradient_norm"]
+    norms[name + "_replicas"] = strategy.num_replicas_in_sync
+response = norms
+"""
+
+
+def test_gradient_norm_under_mirrored_strategy_is_the_whole_batchs(tmp_path):
+    """Two replicas each see half the batch; the monitor reports the full batch's norm."""
+    import json
+    import subprocess
+    import sys
+
+    program = "import json, sys\nrequest = {}\n" + MIRRORED_NORM + "\nprint(json.dumps(response))"
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    norms = json.loads(result.stdout.strip().splitlines()[-1])
+    assert norms["one_replicas"] == 1 and norms["mirrored_replicas"] == 2
+    np.testing.assert_allclose(norms["mirrored"], norms["one"], rtol=1e-5)
+    assert norms["one"][0] > 0
+
+
+def test_bucketed_batches_have_a_known_cardinality():
+    import rnn_keras.text
+
+    rng = np.random.default_rng(0)
+    words = np.array(["good", "bad", "film", "plot", "the"])
+    texts = np.array([" ".join(rng.choice(words, n)) for n in rng.integers(1, 160, 70)], object)
+    vectorizer = keras.layers.TextVectorization(max_tokens=10, output_sequence_length=150)
+    vectorizer.adapt(texts)
+    labels = np.zeros(len(texts), "float32")
+    batches = rnn_keras.text.length_bucketed_batches(vectorizer, texts, labels, 8, shuffle_seed=1)
+    counted = sum(1 for _ in batches)
+    assert int(batches.cardinality()) == counted > len(texts) // 8
+    assert sum(int(ids.shape[0]) for ids, _ in batches) == len(texts)
