@@ -13,18 +13,21 @@ from rnn_keras.models import (
     recurrent_layer,
 )
 from rnn_keras.monitoring import GradientNorm, GradientNormMonitor
+from rnn_keras.preprocessing import CyclicalEncoding, ImputeMissing
 from rnn_keras.text import ReviewStandardizer
 
 __version__ = "0.2.0"
 
 __all__ = [
     "CELLS",
+    "CyclicalEncoding",
     "GRU",
     "LAYERS",
     "LSTM",
     "GRUCell",
     "GradientNorm",
     "GradientNormMonitor",
+    "ImputeMissing",
     "LSTMCell",
     "LanguageModel",
     "MaskedGlobalPooling1D",

@@ -264,3 +264,27 @@ def test_bucketed_batches_have_a_known_cardinality():
     counted = sum(1 for _ in batches)
     assert int(batches.cardinality()) == counted > len(texts) // 8
     assert sum(int(ids.shape[0]) for ids, _ in batches) == len(texts)
+
+
+def test_impute_missing_fills_and_flags_non_finite_readings(tmp_path):
+    x = np.array([[[1.0, np.nan], [np.inf, 2.0], [3.0, 4.0]]], "float32")
+    out = np.asarray(rnn_keras.ImputeMissing(fill_value=-1.0)(x))
+    np.testing.assert_array_equal(out[0, :, :2], [[1, -1], [-1, 2], [3, 4]])
+    np.testing.assert_array_equal(out[0, :, 2:], [[0, 1], [1, 0], [0, 0]])
+    inputs = keras.Input((None, 2))
+    model = keras.Model(inputs, rnn_keras.ImputeMissing()(inputs))
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(keras.saving.load_model(tmp_path / "m.keras")(x), model(x))
+
+
+def test_cyclical_encoding_puts_the_end_of_a_cycle_next_to_its_start():
+    hours = np.array([[0, 6, 23]], "int32")
+    encoded = np.asarray(rnn_keras.CyclicalEncoding(24)(hours))
+    assert encoded.shape == (1, 3, 2)
+    np.testing.assert_allclose(encoded[0, 0], [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(encoded[0, 1], [1.0, 0.0], atol=1e-6)
+    assert np.linalg.norm(encoded[0, 2] - encoded[0, 0]) < 0.27  # 23h is one step from 0h
+    months = np.asarray(rnn_keras.CyclicalEncoding(12, offset=1)(np.array([1], "int32")))
+    np.testing.assert_allclose(months[0], [0.0, 1.0], atol=1e-6)
+    with pytest.raises(ValueError, match="period.*Received: period=0"):
+        rnn_keras.CyclicalEncoding(0)
