@@ -14,6 +14,12 @@ __all__ = ["ReviewStandardizer", "length_bucketed_batches", "score_texts"]
 # Keras's default punctuation set (TextVectorization's DEFAULT_STRIP_REGEX) minus the
 # apostrophe, which is removed rather than replaced, so "don't" stays one token.
 _PUNCTUATION = r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~]'
+# Unicode line breaks that are not ASCII whitespace: NEL (U+0085, which is how text once
+# encoded as Windows-1252 carries its "..." after a wrong decode; 681 IMDB reviews have it),
+# and the line and paragraph separators. TextVectorization's whitespace split keeps them
+# inside tokens, and a .keras file stores the vocabulary one token per line, read back by a
+# split that breaks at them: such a token would make the saved model unloadable.
+_LINE_BREAKS = r"[\x{85}\x{2028}\x{2029}]"
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
@@ -24,8 +30,9 @@ class ReviewStandardizer:
        than a normal one (None keeps everything).
     2. Repair invalid UTF-8 (a multi-byte character cut by the cap, or bad bytes
        from the user) with U+FFFD instead of failing.
-    3. Lowercase (Unicode-aware), replace HTML tags such as IMDB's `<br />` with a
-       space, drop apostrophes, and replace other ASCII punctuation with a space.
+    3. Lowercase (Unicode-aware), replace Unicode line breaks (NEL, U+2028,
+       U+2029) and HTML tags such as IMDB's `<br />` with a space, drop
+       apostrophes, and replace other ASCII punctuation with a space.
 
     Args:
         max_chars: the cap in bytes, or None.
@@ -46,6 +53,7 @@ class ReviewStandardizer:
             text, "UTF-8", "UTF-8", errors="replace", replace_control_characters=True
         )
         text = tf.strings.lower(text, encoding="utf-8")
+        text = tf.strings.regex_replace(text, _LINE_BREAKS, " ")
         text = tf.strings.regex_replace(text, r"<[^>]*>", " ")
         text = tf.strings.regex_replace(text, "'", "")
         return tf.strings.regex_replace(text, _PUNCTUATION, " ")

@@ -288,3 +288,18 @@ def test_cyclical_encoding_puts_the_end_of_a_cycle_next_to_its_start():
     np.testing.assert_allclose(months[0], [0.0, 1.0], atol=1e-6)
     with pytest.raises(ValueError, match="period.*Received: period=0"):
         rnn_keras.CyclicalEncoding(0)
+
+
+def test_a_vocabulary_from_text_with_unicode_line_breaks_saves_and_loads(tmp_path):
+    """NEL (IMDB's mis-decoded "...") once ended up inside tokens; .keras could not store them."""
+    texts = np.array(["It\x85 was good", "the movie\u2028was well\u2029made", "it\x85"], object)
+    vectorizer = keras.layers.TextVectorization(standardize=rnn_keras.ReviewStandardizer())
+    vectorizer.adapt(texts)
+    vocabulary = vectorizer.get_vocabulary()
+    assert not any(ch in token for token in vocabulary for ch in "\x85\u2028\u2029")
+    assert {"it", "movie", "was", "well", "made"} <= set(vocabulary)
+    text = keras.Input((), dtype="string")
+    model = keras.Model(text, vectorizer(text))
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    assert restored.layers[1].get_vocabulary() == vocabulary

@@ -1,6 +1,7 @@
 """The cells, layers and models on another Keras backend: `backend_checks.py` under JAX."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -20,7 +21,8 @@ def run_backend_checks(backend):
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and "failed" not in result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.search(r"\b8 passed\b", summary) and not re.search(r"\d+ failed", summary), summary
     return result.stdout
 
 
