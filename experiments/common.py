@@ -213,10 +213,13 @@ def dispatch(argv, commands, default):
     return default(argv)
 
 
-def add_run_flags(parser, experiment, exports):
+def add_run_flags(parser, experiment, exports, data_help=None):
     """`--data-dir`, `--out`, `--export-dir` and `--quick`, shared by the training scripts."""
     add = parser.add_argument
-    add("--data-dir", help="tensorflow-datasets data dir (default: $TFDS_DATA_DIR or tfds's own)")
+    add(
+        "--data-dir",
+        help=data_help or "tensorflow-datasets data dir (default: $TFDS_DATA_DIR or tfds's own)",
+    )
     add("--out", help=f"run folder (default: runs/{experiment}-<UTC time>)")
     add(
         "--export-dir",

@@ -108,13 +108,19 @@ class MaskedGlobalPooling1D(keras.layers.Layer):
 
     def call(self, inputs, mask=None):
         if self.mode == "last":
+            if mask is None:
+                last = inputs[:, -1]
+                if self.bidirectional:
+                    forward, backward = ops.split(inputs, 2, axis=-1)
+                    last = ops.concatenate([forward[:, -1], backward[:, 0]], axis=-1)
+                return last
+            last = _at_step(inputs, _last_step(mask))
             if not self.bidirectional:
-                return _at_step(inputs, _last_step(inputs, mask))
-            forward, backward = ops.split(inputs, 2, axis=-1)
-            first = 0 if mask is None else ops.argmax(ops.cast(mask, "int32"), axis=1)
-            return ops.concatenate(
-                [_at_step(forward, _last_step(inputs, mask)), _at_step(backward, first)], axis=-1
-            )
+                return last
+            first = _at_step(inputs, ops.argmax(ops.cast(mask, "int32"), axis=1))
+            forward, _ = ops.split(last, 2, axis=-1)
+            _, backward = ops.split(first, 2, axis=-1)
+            return ops.concatenate([forward, backward], axis=-1)
         if mask is None:
             return ops.max(inputs, axis=1) if self.mode == "max" else ops.mean(inputs, axis=1)
         keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
@@ -136,19 +142,15 @@ class MaskedGlobalPooling1D(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode, "bidirectional": self.bidirectional}
 
 
-def _last_step(inputs, mask):
-    """Index of each row's last unmasked step (the last step without a mask)."""
-    steps = ops.shape(inputs)[1]
-    if mask is None:
-        return steps - 1
+def _last_step(mask):
+    """Index of each row's last unmasked step (0 for a row with none)."""
+    steps = ops.shape(mask)[1]
     reversed_mask = ops.flip(ops.cast(mask, "int32"), axis=1)
     return steps - 1 - ops.argmax(reversed_mask, axis=1)
 
 
 def _at_step(inputs, step):
-    """`inputs[b, step[b]]` for every row b (or `inputs[:, step]` for an int step)."""
-    if isinstance(step, int):
-        return inputs[:, step]
+    """`inputs[b, step[b]]` for every row b."""
     index = ops.reshape(ops.cast(step, "int32"), (-1, 1, 1))
     return ops.take_along_axis(inputs, index, axis=1)[:, 0]
 

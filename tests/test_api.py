@@ -303,3 +303,17 @@ def test_a_vocabulary_from_text_with_unicode_line_breaks_saves_and_loads(tmp_pat
     model.save(tmp_path / "m.keras")
     restored = keras.saving.load_model(tmp_path / "m.keras")
     assert restored.layers[1].get_vocabulary() == vocabulary
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_pooled_tasks_serve_an_empty_batch_in_a_graph(pooling, bidirectional):
+    backbone = rnn_keras.RecurrentBackbone("gru", 3, bidirectional=bidirectional, input_dim=2)
+    regressor = rnn_keras.SequenceRegressor(backbone, 4, pooling=pooling)
+    serve = tf.function(
+        lambda x: regressor(x, training=False),
+        input_signature=[tf.TensorSpec([None, 5, 2], tf.float32)],
+    )
+    assert tuple(serve(tf.zeros([0, 5, 2])).shape) == (0, 4)
+    x = np.random.default_rng(0).standard_normal((3, 5, 2)).astype("float32")
+    np.testing.assert_allclose(serve(x), regressor(x), rtol=1e-5, atol=1e-6)

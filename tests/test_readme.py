@@ -15,6 +15,7 @@ def test_readme_examples_run(tmp_path):
     example = "\n".join(re.findall(r"```python\n(.*?)```", readme, flags=re.S))
     for name in ("rnn_keras.LSTM", "model.fit", "RecurrentBackbone", "GradientNormMonitor"):
         assert name in example
+    (tmp_path / "saved_models").symlink_to(REPO_ROOT / "saved_models")  # examples load from it
     result = subprocess.run(
         [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )

@@ -1,0 +1,259 @@
+"""experiments/timeseries.py: windows, baselines, a --quick run end to end and its SavedModel."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import timeseries
+from conftest import REPO_ROOT
+from helpers import run_without_rnn_keras
+
+import rnn_keras  # noqa: F401  (registers the classes that pm25.keras holds)
+
+SCRIPT = REPO_ROOT / "experiments" / "timeseries.py"
+SHARED_CSV = REPO_ROOT.parent / "shared" / "data" / "beijing_pm25" / timeseries.DATA_FILE
+
+
+@pytest.fixture(scope="session")
+def pm25_csv():
+    """The CSV: $PM25_CSV, else ../shared's copy, else None (the script downloads it)."""
+    if os.environ.get("PM25_CSV"):
+        return os.environ["PM25_CSV"]
+    return str(SHARED_CSV) if SHARED_CSV.is_file() else None
+
+
+def hourly_table(first, last):
+    """A table of every hour from `first` to `last`, each numeric column = the row index."""
+    times = np.arange(np.datetime64(first, "h"), np.datetime64(last, "h") + 1)
+    index = np.arange(len(times), dtype="float32")
+    table = {name: index.copy() for name in timeseries.NUMERIC_COLUMNS}
+    table["wind_direction"] = np.array(["NE"] * len(times))
+    table["year"] = times.astype("datetime64[Y]").astype("int32") + 1970
+    table["month"] = times.astype("datetime64[M]").astype("int32") % 12 + 1
+    days = times.astype("datetime64[D]")
+    table["day"] = (days - days.astype("datetime64[M]")).astype("int32") + 1
+    table["hour"] = np.arange(len(times), dtype="int32") % 24
+    table["time"] = times
+    return table
+
+
+def test_year_split_rule():
+    table = hourly_table("2010-01-01T00", "2014-12-31T23")
+    starts = {
+        split: timeseries.window_starts(table["year"], years)
+        for split, years in timeseries.SPLIT_YEARS.items()
+    }
+    # Every hour t of a year whose t+23 is in it too; 2010 also needs the 72 hours before t.
+    assert [len(s) for s in starts.values()] == [
+        (8760 - 72 - 23) + (8760 - 23) + (8784 - 23),
+        8760 - 23,
+        8760 - 23,
+    ]
+    years = {
+        split: set(table["year"][s]) | set(table["year"][s + 23]) for split, s in starts.items()
+    }
+    assert years == {"train": {2010, 2011, 2012}, "validation": {2013}, "test": {2014}}
+    times = {split: table["time"][s] for split, s in starts.items()}
+    assert str(times["train"][0]) == "2010-01-04T00" and str(times["train"][-1]) == "2012-12-31T00"
+    assert str(times["validation"][0]) == "2013-01-01T00"  # its inputs reach back into 2012
+    assert str(times["test"][-1]) == "2014-12-31T00"
+    few = timeseries.window_starts(table["year"], (2014,), max_windows=5)
+    assert len(set(few)) == 5 and few[0] == starts["test"][0] and few[-1] == starts["test"][-1]
+
+
+def test_windows_align_and_keep_missing_values():
+    table = hourly_table("2010-01-01T00", "2010-01-20T23")
+    missing = [100, 101, 150]
+    table["pm25"][missing] = np.nan
+    table["temperature"][:] = np.nan  # a sensor that never worked: its windows are still used
+    starts = timeseries.window_starts(table["year"], (2010,))
+    assert starts[0] == 72 and starts[-1] == len(table["year"]) - 24  # none dropped for NaN
+    inputs, targets = timeseries.make_windows(table, starts)
+    expected_inputs = starts[:, None] + np.arange(-72, 0)
+    expected_targets = (starts[:, None] + np.arange(24)).astype("float32")
+    expected_targets[np.isin(expected_targets, missing)] = np.nan
+    np.testing.assert_array_equal(inputs["dew_point"], expected_inputs)
+    np.testing.assert_array_equal(targets, expected_targets)  # NaN where missing, never filled
+    assert np.isnan(inputs["temperature"]).all() and inputs["hour"].dtype == np.int32
+    assert np.isnan(inputs["pm25"][starts == 120][0][100 - 48 : 102 - 48]).all()
+
+    batch = next(iter(timeseries.window_dataset(inputs, targets, batch_size=len(starts))))
+    features, values, weights = batch[0], batch[1].numpy(), batch[2].numpy()
+    assert values.shape == (len(starts), 24, 1) and weights.shape == (len(starts), 24)
+    present = ~np.isnan(expected_targets)
+    np.testing.assert_array_equal(weights, present.astype("float32"))
+    np.testing.assert_array_equal(values[..., 0], np.where(present, expected_targets, 0.0))
+    assert features["wind_direction"].dtype.name == "string"
+
+
+def test_baselines_on_a_hand_made_series():
+    history = np.tile(np.arange(72, dtype="float32"), (4, 1))
+    history[1, 67:] = np.nan  # last reading present: hour 66
+    history[2, :] = np.nan  # nothing present: the fallback
+    history[3, [50, 71]] = np.nan  # last reading present: hour 70
+    persistence = timeseries.persistence(history, fallback=99.5)
+    np.testing.assert_array_equal(persistence[:, 0], [71, 66, 99.5, 70])
+    assert persistence.shape == (4, 24) and (persistence == persistence[:, :1]).all()
+
+    seasonal = timeseries.seasonal_naive(history, fallback=99.5)
+    # Horizon h takes hour t+h-24 = window position 47+h (48..71).
+    np.testing.assert_array_equal(seasonal[0], np.arange(48, 72))
+    np.testing.assert_array_equal(seasonal[1], [*range(48, 67), 66, 66, 66, 66, 66])
+    np.testing.assert_array_equal(seasonal[2], np.full(24, 99.5))
+    np.testing.assert_array_equal(seasonal[3], [48, 49, 70, *range(51, 71), 70])
+
+    targets = np.array([[1.0, np.nan], [4.0, 2.0]])
+    errors = timeseries.horizon_errors(np.array([[2.0, 9.0], [1.0, 6.0]]), targets)
+    assert errors["mae"] == [2.0, 4.0] and errors["rmse"] == [math.sqrt(5.0), 4.0]
+    assert errors["mean_mae"] == 3.0
+
+
+def test_ridge_recovers_a_linear_map_and_skips_missing_targets():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 6)).astype("float32")
+    weights = rng.normal(size=(6, 24))
+    targets = (features @ weights + 3.0).astype("float32")
+    targets[:20, 5] = np.nan  # rows with a missing target are left out of the fit
+    targets[:20, :5] = 1e6
+    fits = timeseries.fit_ridge(features, targets, alphas=(1e-6, 1e6))
+    exact = features[20:] @ weights + 3.0
+    np.testing.assert_allclose(fits[1e-6](features[20:]), exact, rtol=1e-4, atol=1e-3)
+    assert np.abs(fits[1e6](features[20:]) - exact).mean() > 0.5  # a large alpha shrinks
+
+
+def test_weeks_are_chosen_from_the_truth():
+    times = np.arange(np.datetime64("2014-01-01T00", "h"), np.datetime64("2014-02-01T00", "h"))
+    pm25 = np.full(len(times), 50.0)
+    monday = [24 * day for day in (5, 12, 19)]  # 2014-01-06, 13 and 20 at 00:00
+    pm25[monday[0] : monday[0] + 168] = 10.0  # the lowest mean, but one hour missing
+    pm25[monday[0] + 3] = np.nan
+    pm25[monday[1] : monday[1] + 168] = 20.0  # the lowest complete week
+    pm25[monday[2] + 100] = 900.0  # the episode
+    weeks = timeseries.choose_weeks(times, pm25, 0, len(times) - 1)
+    assert weeks == {"clean": monday[1], "episode": monday[2]}
+
+
+# --- a --quick run end to end -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, pm25_csv):
+    run_dir = tmp_path_factory.mktemp("timeseries_quick")
+    command = [sys.executable, str(SCRIPT), "--quick", "--out", str(run_dir)]
+    command += ["--data", pm25_csv] if pm25_csv else []
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=run_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.mark.slow
+def test_quick_run_writes_its_run_folder(quick_run):
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    assert metrics["windows"] == {"train": 300, "validation": 300, "test": 300}
+    for split in ("validation", "test"):
+        assert set(metrics[split]) == set(timeseries.METHODS)
+        for figure in metrics[split].values():
+            assert len(figure["mae"]) == len(figure["rmse"]) == 24
+            assert all(
+                0 < mae <= rmse < 1000
+                for mae, rmse in zip(figure["mae"], figure["rmse"], strict=True)
+            )
+        assert set(metrics["target"][split]) == {
+            "ratio_to_persistence",
+            "rnn_below_every_baseline_at",
+            "holds",
+        }
+    assert metrics["ridge_alpha"] in timeseries.RIDGE_ALPHAS and metrics["epochs_run"] == 1
+    assert metrics["weeks"] == {"clean": "2014-08-11T00", "episode": "2014-01-13T00"}
+    for png in ("learning_curve", "mae_by_horizon", "forecast_weeks"):
+        assert (quick_run / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in (quick_run / "export").iterdir()) == ["pm25", "pm25.keras"]
+
+
+SERVE = """
+import numpy as np
+import tensorflow as tf
+
+m = tf.saved_model.load(request["model"])
+dtypes = request["dtypes"]
+
+def serve(inputs, **cast):
+    tensors = {k: tf.constant(np.array(v, dtype=dtypes[k]).reshape(-1, len(v[0]) if v else 72))
+               for k, v in inputs.items()}
+    tensors.update({k: tf.cast(tensors[k], dtype) for k, dtype in cast.items()})
+    out = m.serve(**tensors)
+    return {"shape": out.shape.as_list(), "dtype": out.dtype.name,
+            "finite": bool(np.isfinite(out.numpy()).all()), "values": out.numpy().tolist()}
+
+windows = request["windows"]
+numeric = [k for k, d in dtypes.items() if d == "float32"]
+cases = {
+    "windows": windows,
+    "all_nan_pm25": {**windows, "pm25": [[float("nan")] * 72] * 3},
+    "all_nan_numeric": {**windows, **{k: [[float("nan")] * 72] * 3 for k in numeric}},
+    "unknown_wind": {**windows, "wind_direction": [["XYZ"] * 72, [""] * 72, ["ne"] * 72]},
+    "empty": {k: [] for k in windows},
+}
+response = {name: serve(inputs) for name, inputs in cases.items()}
+errors = {}
+for name, (inputs, cast) in {
+    "float64": (windows, {"pm25": tf.float64}),
+    "71_hours": ({k: [row[:71] for row in v] for k, v in windows.items()}, {}),
+}.items():
+    try:
+        serve(inputs, **cast)
+        errors[name] = "accepted"
+    except (TypeError, ValueError) as error:
+        errors[name] = f"{type(error).__name__}: {error}"[:400]
+response["errors"] = errors
+"""
+
+
+@pytest.mark.slow
+def test_saved_model_serves_like_the_keras_model_without_rnn_keras(quick_run, pm25_csv):
+    table = timeseries.read_table(pm25_csv)
+    test = timeseries.window_starts(table["year"], (2014,))
+    gappy = np.isnan(timeseries.make_windows(table, test)[0]["pm25"]).any(axis=1)
+    starts = np.array([test[0], test[gappy][0], test[-1]])  # the middle one has pm2.5 missing
+    inputs, _ = timeseries.make_windows(table, starts)
+    model = keras.saving.load_model(quick_run / "export" / "pm25.keras")
+    expected = model.predict({k: tf.constant(v) for k, v in inputs.items()}, verbose=0)
+    dtypes = {k: str(v.dtype) if k != "wind_direction" else "str" for k, v in inputs.items()}
+    payload = {
+        "model": str(quick_run / "export" / "pm25"),
+        "dtypes": dtypes,
+        "windows": {k: v.tolist() for k, v in inputs.items()},
+    }
+    served = run_without_rnn_keras(SERVE, payload, cwd=quick_run)
+    assert served["windows"]["shape"] == [3, 24] and served["windows"]["dtype"] == "float32"
+    np.testing.assert_allclose(served["windows"]["values"], expected, rtol=1e-5, atol=1e-4)
+    for name in ("all_nan_pm25", "all_nan_numeric", "unknown_wind"):
+        assert served[name]["shape"] == [3, 24] and served[name]["finite"], name
+    assert served["empty"]["shape"] == [0, 24] and served["empty"]["dtype"] == "float32"
+    errors = served["errors"]
+    assert "float64" in errors["float64"] and "pm25" in errors["float64"], errors
+    assert "71" in errors["71_hours"] and "72" in errors["71_hours"], errors
+
+
+@pytest.mark.slow
+def test_forecast_command_prints_the_saved_models_24_hours(quick_run, pm25_csv, capsys):
+    command = ["forecast", "--at", "2014-06-01 12:00", "--model", str(quick_run / "export/pm25")]
+    predicted = timeseries.main(command + (["--data", pm25_csv] if pm25_csv else []))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[2].startswith("2014-06-01T13") and lines[-1].startswith("2014-06-02T12")
+    assert len(lines) == 2 + 24 and predicted.shape == (24,) and np.isfinite(predicted).all()
+    table = timeseries.read_table(pm25_csv)
+    first = np.flatnonzero(table["time"] == np.datetime64("2014-06-01T13"))  # t: --at + 1 hour
+    inputs, truth = timeseries.make_windows(table, first)
+    assert lines[2].split()[-1] == ("NA" if np.isnan(truth[0, 0]) else f"{truth[0, 0]:.0f}")
+    model = keras.saving.load_model(quick_run / "export" / "pm25.keras")
+    expected = model.predict({k: tf.constant(v) for k, v in inputs.items()}, verbose=0)
+    np.testing.assert_allclose(predicted, expected[0], rtol=1e-5, atol=1e-4)
+    with pytest.raises(SystemExit):
+        timeseries.main(["forecast", "--at", "2010-01-02 00:00", "--data", pm25_csv or ""])
