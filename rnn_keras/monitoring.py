@@ -41,7 +41,7 @@ class GradientNorm(keras.metrics.Metric):
         norm = None if self._read is None else self._read()
         if norm is None:  # detached, or no step applied yet (the monitor builds lazily)
             return ops.convert_to_tensor(float("nan"), dtype=self.dtype)
-        return ops.convert_to_tensor(norm, dtype=self.dtype)
+        return ops.convert_to_tensor(norm.value, dtype=self.dtype)
 
     def reset_state(self):
         pass
