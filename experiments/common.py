@@ -235,3 +235,9 @@ def parse_args(parser, argv, quick):
         for key, value in quick.items():
             setattr(args, key, value)
     return args
+
+
+def report_run(run_dir, *exports):
+    """The closing lines of a training run: where its record and its exports are."""
+    print(f"run folder: {run_dir}")
+    print("exported: " + ", ".join(str(path) for path in exports))

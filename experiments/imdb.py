@@ -321,7 +321,7 @@ def train(argv):
         ["loss", "accuracy"],
         f"IMDB {args.cell}: best validation accuracy {max(history.history['val_accuracy']):.4f}",
     )
-    print(f"run folder: {run_dir}\nexported: {export_dir / 'imdb'}, {export_dir / 'imdb.keras'}")
+    common.report_run(run_dir, export_dir / "imdb", export_dir / "imdb.keras")
     return metrics
 
 

@@ -356,7 +356,7 @@ def train(argv):
         means = ", ".join(f"{m} {figures[split][m]['mean_mae']:.2f}" for m in METHODS)
         print(f"{split} mean MAE (µg/m³): {means}; target: {metrics['target'][split]}")
     print(f"training {train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs ({best})")
-    print(f"run folder: {run_dir}\nexported: {export_dir / 'pm25'}, {export_dir / 'pm25.keras'}")
+    common.report_run(run_dir, export_dir / "pm25", export_dir / "pm25.keras")
     return metrics
 
 

@@ -68,3 +68,15 @@ def run_without_rnn_keras(code, payload, cwd, timeout=600):
     assert result.returncode == 0, result.stderr[-4000:]
     marker = result.stdout.rindex("@@RESPONSE@@")
     return json.loads(result.stdout[marker + len("@@RESPONSE@@") :])
+
+
+def run_quick(script, run_dir, *flags, timeout=900):
+    """Runs `script --quick --out run_dir *flags` in a subprocess; returns its metrics.json."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, str(script), "--quick", "--out", str(run_dir), *flags]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=run_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((run_dir / "metrics.json").read_text())

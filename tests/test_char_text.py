@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
-from helpers import run_without_rnn_keras
+from helpers import run_quick, run_without_rnn_keras
 
 import rnn_keras
 
@@ -35,11 +35,7 @@ def test_consecutive_batches_continue_each_row():
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, tfds_data_dir):
     run_dir = tmp_path_factory.mktemp("char_quick")
-    command = [sys.executable, str(CHAR_SCRIPT), "--quick", "--out", str(run_dir)]
-    if tfds_data_dir:
-        command += ["--data-dir", tfds_data_dir]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=run_dir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_quick(CHAR_SCRIPT, run_dir, *(["--data-dir", tfds_data_dir] if tfds_data_dir else []))
     return run_dir
 
 

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import helpers
 import imdb
 import imdb_data
 import keras
@@ -152,12 +153,8 @@ def quick_run(tmp_path_factory, tfds_data_dir):
 
 
 def run_quick(run_dir, tfds_data_dir, *flags):
-    command = [sys.executable, str(IMDB_SCRIPT), "--quick", "--out", str(run_dir), *flags]
-    if tfds_data_dir:
-        command += ["--data-dir", tfds_data_dir]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=run_dir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return json.loads((run_dir / "metrics.json").read_text())
+    data = ["--data-dir", tfds_data_dir] if tfds_data_dir else []
+    return helpers.run_quick(IMDB_SCRIPT, run_dir, *flags, *data)
 
 
 @pytest.mark.slow

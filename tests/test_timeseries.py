@@ -3,8 +3,6 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 import tensorflow as tf
 import timeseries
 from conftest import REPO_ROOT
-from helpers import run_without_rnn_keras
+from helpers import run_quick, run_without_rnn_keras
 
 import rnn_keras  # noqa: F401  (registers the classes that pm25.keras holds)
 
@@ -145,10 +143,7 @@ def test_weeks_are_chosen_from_the_truth():
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, pm25_csv):
     run_dir = tmp_path_factory.mktemp("timeseries_quick")
-    command = [sys.executable, str(SCRIPT), "--quick", "--out", str(run_dir)]
-    command += ["--data", pm25_csv] if pm25_csv else []
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=run_dir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_quick(SCRIPT, run_dir, *(["--data", pm25_csv] if pm25_csv else []), timeout=600)
     return run_dir
 
 
