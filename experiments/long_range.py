@@ -151,16 +151,14 @@ def gradient_through_time(recurrent, head, inputs, targets, num_points=None):
     """(distances T - t, batch mean of ||dL/dh_t||), through `recurrent`'s own backward pass.
 
     L is each example's squared error (head(h_T) - y)^2; h_t the state after step t (1-based).
-    A copy of `recurrent` returning its states reads x_1..x_t (forward only); `recurrent`
-    itself reads x_{t+1}..x_T from `initial_state=` those states under a GradientTape
-    watching h_t (an LSTM's c_t held fixed). With `num_points`: t = T, T - T // num_points, ...
+    A copy of `recurrent` that shares its weights and returns its states reads x_1..x_t
+    (forward only); `recurrent` itself reads x_{t+1}..x_T from `initial_state=` those states
+    under a GradientTape watching h_t (an LSTM's c_t held fixed). With `num_points`: t = T,
+    T - T // num_points, ...
     """
     length = inputs.shape[1]
     points = list(range(length, 0, -max(1, length // (num_points or length))))[::-1]
-    config = {**recurrent.get_config(), "return_state": True, "return_sequences": False}
-    reader = type(recurrent).from_config({**config, "name": f"{recurrent.name}_reader"})
-    reader.build((None, None, inputs.shape[-1]))
-    reader.set_weights(recurrent.get_weights())
+    reader = recurrent.sharing_weights(return_state=True, return_sequences=False)
     inputs, targets = tf.constant(inputs, tf.float32), tf.constant(targets, tf.float32)
     states = reader.cell.get_initial_state(inputs.shape[0])  # zeros, as the layer starts
     chunk_spec = tf.TensorSpec([None, None, inputs.shape[-1]])
