@@ -36,7 +36,7 @@ def start_run(args, experiment):
     """
     run_dir = new_run_dir(args.out, experiment)
     default_export = run_dir / "export" if args.quick else REPO_ROOT / "saved_models"
-    export_dir = Path(args.export_dir or default_export)
+    export_dir = Path(getattr(args, "export_dir", None) or default_export)
     write_json(run_dir / "config.json", {"command": sys.argv, "args": dict(vars(args))})
     return run_dir, export_dir
 
@@ -221,10 +221,11 @@ def add_run_flags(parser, experiment, exports, data_help=None):
         help=data_help or "tensorflow-datasets data dir (default: $TFDS_DATA_DIR or tfds's own)",
     )
     add("--out", help=f"run folder (default: runs/{experiment}-<UTC time>)")
-    add(
-        "--export-dir",
-        help=f"where {exports} go (default: saved_models/, or the run folder with --quick)",
-    )
+    if exports:
+        add(
+            "--export-dir",
+            help=f"where {exports} go (default: saved_models/, or the run folder with --quick)",
+        )
     add("--quick", action="store_true", help="a tiny, minutes-long run of the same code path")
 
 

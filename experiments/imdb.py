@@ -12,8 +12,10 @@ finished). Exports go to `--export-dir` (default `saved_models/`; the run folder
 with `--quick`): `imdb/`, a SavedModel whose `serve` maps raw text `tf.string [None]`
 to the probability positive `float32 [None]` with no code of ours, and `imdb.keras`.
 
-Validation is a fixed, seeded 10% of the training split; the test split is read
-once, after training, for the final figure.
+Validation holds out a fixed, seeded 10% of the training split's movies with all
+their reviews (`--validation movie`), so that, like the test split, it holds
+movies the model has not seen; the test split is read once, after training, for
+the final figure.
 """
 
 import argparse
@@ -23,8 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-import imdb_self_training  # noqa: E402
-from imdb_data import load_split, make_vectorizer, token_dataset, validation_split  # noqa: E402
+import imdb_unlabelled  # noqa: E402
+from imdb_data import (  # noqa: E402
+    MOVIE_MAP,
+    load_split,
+    make_vectorizer,
+    token_dataset,
+    validation_split,
+)
 
 common.quiet_tensorflow()
 
@@ -40,19 +48,22 @@ DEFAULTS = {
     "max_length": 800,
     "dropout": 0.4,
     "recurrent_dropout": 0.0,
-    "epochs": 6,
+    "epochs": 7,
     "batch_size": 64,
     "lr": 1e-3,
+    "lr_schedule": "cosine",
     "clipnorm": 1.0,
     "weight_decay": 0.0,
-    "patience": 2,
+    "patience": 3,
     "val_fraction": 0.1,
     "seed": 1337,
     "pretrain_epochs": 0,
     "pretrain_reviews": None,
     "pretrain_vocabulary": 4000,
-    "pseudo_label_confidence": 0.0,
+    "pseudo_label_confidence": 0.5,
     "pseudo_label_reviews": None,
+    "teacher": "nb-ngrams",
+    "pseudo_labels": "soft",
     "train_examples": None,  # all
     "test_examples": None,
 }
@@ -80,7 +91,8 @@ HELP = {
     "max_tokens": "vocabulary size",
     "max_length": "tokens read per review (the first ones)",
     "epochs": "at most; early stopping",
-    "lr": "Adam learning rate",
+    "lr": "Adam learning rate (the peak, with --lr-schedule cosine)",
+    "lr_schedule": "constant, or cosine decay to 0 over --epochs",
     "clipnorm": "global-norm clip",
     "weight_decay": "decoupled weight decay (AdamW) when > 0",
     "patience": "early-stopping patience",
@@ -90,8 +102,17 @@ HELP = {
     "pseudo_label_confidence": "self-training: a teacher labels the unlabelled reviews it scores "
     "at least this confident; a fresh student trains on both (0: off)",
     "pseudo_label_reviews": "unlabelled reviews the teacher scores (default: all 50,000)",
+    "teacher": "self-training's teacher: a classifier trained as the default, or "
+    "experiments/imdb_baseline.py's logistic regression on tf-idf or NB-weighted n-grams",
+    "pseudo_labels": "the student learns the teacher's 0/1 labels, or its probabilities",
 }
-CHOICES = {"cell": ["simple", "lstm", "gru"], "pooling": ["last", "mean", "max"]}
+CHOICES = {
+    "cell": ["simple", "lstm", "gru"],
+    "pooling": ["last", "mean", "max"],
+    "lr_schedule": ["constant", "cosine"],
+    "teacher": ["rnn", "ngrams", "nb-ngrams"],
+    "pseudo_labels": ["hard", "soft"],
+}
 
 
 def parse_train_args(argv):
@@ -103,14 +124,28 @@ def parse_train_args(argv):
     common.add_flags(parser, DEFAULTS, HELP, CHOICES)
     common.add_run_flags(parser, "imdb", "imdb/ and imdb.keras")
     parser.add_argument(
+        "--validation",
+        choices=["movie", "review"],
+        default="movie",
+        help="hold out --val-fraction of the training movies (all their reviews), or of the "
+        "reviews (movies then on both sides: validation overstates accuracy on new movies)",
+    )
+    parser.add_argument(
+        "--movie-map",
+        default=str(MOVIE_MAP),
+        help="review -> movie map: the shipped compact map, or imdb_reviews_movies.csv "
+        "(without one, validation falls back to --validation review, with a warning)",
+    )
+    parser.add_argument(
         "--skip-test",
         action="store_true",
         help="do not read the test split (for choosing hyperparameters on validation)",
     )
     args = common.parse_args(parser, argv, QUICK)
-    if args.pseudo_label_confidence and not 0.5 < args.pseudo_label_confidence < 1.0:
+    if args.pseudo_label_confidence and not 0.5 <= args.pseudo_label_confidence < 1.0:
         parser.error(
-            "--pseudo-label-confidence must be 0 (off) or between 0.5 and 1 (exclusive). "
+            "--pseudo-label-confidence must be 0 (off) or at least 0.5 (0.5 keeps every "
+            "review) and below 1. "
             f"Received: {args.pseudo_label_confidence}"
         )
     return args
@@ -140,67 +175,14 @@ def text_model(vectorizer, classifier):
     return keras.Model(text, classifier(vectorizer(text)), name="imdb_sentiment")
 
 
-def pretrain(args, run_dir, vectorizer, val_texts, classifier):
-    """ELMo-style pretraining: a `LanguageModel` on the classifier's own backbone object.
-
-    Trained on the unlabelled reviews (validation texts measure its held-out
-    loss), it trains the classifier's embedding and recurrent layers. Returns
-    the record for metrics.json (saved: a resumed run skips it).
-    """
-    import keras
-    import numpy as np
-
-    import rnn_keras
-
-    weights_path = str(run_dir / "pretrained.weights.h5")
-    language_model = rnn_keras.LanguageModel(classifier.backbone, args.pretrain_vocabulary)
-
-    def batches(texts, seed):
-        labels = np.zeros(len(texts), "float32")
-        return language_model.examples(
-            token_dataset(vectorizer, texts, labels, args.batch_size, seed)
-        )
-
-    def compute():
-        texts, _ = load_split(args.data_dir, "unsupervised", args.pretrain_reviews)
-        print(f"pretraining: language model on {len(texts)} unlabelled reviews")
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        language_model.compile(
-            optimizer=keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm),
-            loss=[loss] * len(language_model.outputs),
-            jit_compile=False,
-        )
-        history, seconds = common.fit(
-            language_model,
-            args,
-            run_dir,
-            batches(texts, args.seed),
-            batches(val_texts, None),
-            phase="_pretraining",
-            epochs=args.pretrain_epochs,
-        )
-        return {
-            "reviews": len(texts),
-            "epochs": args.pretrain_epochs,
-            "predicted_vocabulary": args.pretrain_vocabulary,
-            "seconds": round(seconds, 1),
-            "history": common.history_dict(history),
-        }
-
-    return common.saved_step(
-        run_dir,
-        "pretraining",
-        lambda: language_model.load_weights(weights_path),
-        compute,
-        lambda: language_model.save_weights(weights_path),
-    )
-
-
 # --- commands ---------------------------------------------------------------------------------
 
 
-def new_classifier(args, run_dir, vectorizer, val_texts):
+def new_classifier(args, run_dir, vectorizer, val_texts, steps_per_epoch):
     """A compiled classifier, with the language model's weights when pretraining is on.
+
+    With `--lr-schedule cosine` the learning rate decays from `--lr` to 0 over
+    `--epochs` epochs of `steps_per_epoch` steps.
 
     Returns (classifier, pretraining record or None). Pretraining runs once per
     run folder; a second call (self-training's student) reuses its weights.
@@ -210,21 +192,30 @@ def new_classifier(args, run_dir, vectorizer, val_texts):
     classifier = build_classifier(args, vectorizer.vocabulary_size())
     pretraining = None
     if args.pretrain_epochs:
-        pretraining = pretrain(args, run_dir, vectorizer, val_texts, classifier)
+        pretraining = imdb_unlabelled.pretrain(args, run_dir, vectorizer, val_texts, classifier)
+    lr = args.lr
+    if args.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * steps_per_epoch)
     optimizer = (
-        keras.optimizers.AdamW(
-            args.lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm
-        )
+        keras.optimizers.AdamW(lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm)
         if args.weight_decay
-        else keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm)
+        else keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm)
     )
     classifier.compile(
         optimizer=optimizer,
         loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        # Accuracy against the rounded target: a soft pseudo-label (a teacher's
+        # probability) counts as the class it leans to, a real label as itself.
+        metrics=[keras.metrics.MeanMetricWrapper(rounded_accuracy, name="accuracy")],
         jit_compile=False,  # XLA makes the recurrent loop slower on this CPU (measured)
     )
     return classifier, pretraining
+
+
+def rounded_accuracy(y_true, y_pred):
+    import keras
+
+    return keras.metrics.binary_accuracy(keras.ops.round(y_true), y_pred)
 
 
 def fit_classifier(args, run_dir, classifier, train_ds, val_ds, phase=""):
@@ -244,10 +235,13 @@ def train(argv):
     started = time.time()
     train_texts, train_labels = load_split(args.data_dir, "train", args.train_examples)
     test_texts, test_labels = load_split(args.data_dir, "test", args.test_examples)
-    (fit_texts, fit_labels), (val_texts, val_labels) = validation_split(
-        train_texts, train_labels, args.val_fraction, args.seed
+    (fit_texts, fit_labels), (val_texts, val_labels), validation = validation_split(
+        train_texts, train_labels, args.val_fraction, args.seed, args.validation, args.movie_map
     )
-    print(f"reviews: train {len(fit_texts)}, validation {len(val_texts)}, test {len(test_texts)}")
+    print(
+        f"reviews: train {len(fit_texts)}, validation {len(val_texts)} (held out by "
+        f"{validation['by']}), test {len(test_texts)}"
+    )
 
     vectorizer = make_vectorizer(fit_texts, args.max_tokens, args.max_length)
     train_ds = token_dataset(vectorizer, fit_texts, fit_labels, args.batch_size, args.seed)
@@ -255,19 +249,20 @@ def train(argv):
 
     self_training, extra_seconds = None, 0.0
     if args.pseudo_label_confidence:
-        train_ds, self_training = imdb_self_training.pseudo_labelled_data(
+        train_ds, self_training = imdb_unlabelled.pseudo_labelled_data(
             args,
             run_dir,
             vectorizer,
             (fit_texts, fit_labels),
-            lambda: new_classifier(args, run_dir, vectorizer, val_texts)[0],
+            (val_texts, val_labels),
+            lambda: new_classifier(args, run_dir, vectorizer, val_texts, len(train_ds))[0],
             lambda model, phase: fit_classifier(args, run_dir, model, train_ds, val_ds, phase),
         )
         extra_seconds = (
             self_training["teacher"]["seconds"] + self_training["pseudo_labels"]["seconds"]
         )
         keras.utils.set_random_seed(args.seed + 1)  # the student's start, also on resume
-    classifier, pretraining = new_classifier(args, run_dir, vectorizer, val_texts)
+    classifier, pretraining = new_classifier(args, run_dir, vectorizer, val_texts, len(train_ds))
     classifier.summary(print_fn=lambda line, **_: print(line))
     history, train_seconds = fit_classifier(
         args, run_dir, classifier, train_ds, val_ds, "_student" if self_training else ""
@@ -301,6 +296,7 @@ def train(argv):
         "test_reviews": None if args.skip_test else len(test_texts),
         "train_reviews": len(fit_texts),
         "validation_reviews": len(val_texts),
+        "validation": validation,
         "best_val_accuracy": float(max(history.history["val_accuracy"])),
         "epochs_run": len(history.history["loss"]),
         "history": common.history_dict(history),

@@ -111,20 +111,18 @@ def test_score_reviews_keeps_the_order_of_the_texts():
     assert len(set(np.round(expected, 6))) > 1  # distinct scores, so a mix-up would show
 
 
-@pytest.mark.parametrize("confidence", ["0.5", "1", "-0.2"])
+@pytest.mark.parametrize("confidence", ["0.4", "1", "-0.2"])
 def test_pseudo_label_confidence_outside_half_to_one_is_rejected(confidence, capsys):
     with pytest.raises(SystemExit):
         imdb.parse_train_args(["--pseudo-label-confidence", confidence])
-    assert (
-        "--pseudo-label-confidence must be 0 (off) or between 0.5 and 1" in capsys.readouterr().err
-    )
+    assert "--pseudo-label-confidence must be 0 (off) or at least 0.5" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_quick_run_with_self_training_and_its_resume(tmp_path, tfds_data_dir):
     # A barely trained teacher scores near 0.5, so a confidence just above 0.5
     # keeps most reviews; the code path is the one the real run takes.
-    flags = ("--pseudo-label-confidence", "0.5001")
+    flags = ("--pseudo-label-confidence", "0.5001", "--teacher", "rnn", "--pseudo-labels", "hard")
     metrics = run_quick(tmp_path, tfds_data_dir, *flags)
     record = metrics["self_training"]
     teacher, labelling = record["teacher"], record["pseudo_labels"]
@@ -175,15 +173,35 @@ def test_quick_run_writes_its_run_folder(quick_run):
     config = json.loads((quick_run / "config.json").read_text())
     assert config["args"]["quick"] is True and config["args"]["epochs"] == 1
     metrics = json.loads((quick_run / "metrics.json").read_text())
-    assert metrics["train_reviews"] == 360 and metrics["validation_reviews"] == 40
+    # Validation: whole movies (36 of the 355 among the first 400 training reviews).
+    assert metrics["validation"] == {
+        "by": "movie",
+        "movies": 355,
+        "validation_movies": 36,
+        "unmatched_reviews": 0,
+    }
+    assert metrics["train_reviews"] == 355 and metrics["validation_reviews"] == 45
     assert metrics["test_reviews"] == 200
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and np.isfinite(metrics["test_loss"])
     assert len(metrics["history"]["val_accuracy"]) == metrics["epochs_run"] == 1
     assert metrics["train_seconds"] > 0 and metrics["machine"]["cpu_cores"] >= 1
     assert metrics["pretraining"] is None  # off by default
-    assert metrics["self_training"] is None
+    # Self-training is on by default: the NB n-gram teacher's probabilities on all 300
+    # unlabelled reviews of --quick.
+    teacher, labelling = (
+        metrics["self_training"]["teacher"],
+        metrics["self_training"]["pseudo_labels"],
+    )
+    assert teacher["model"] == "nb-ngrams" and len(teacher["history"]["val_accuracy"]) == 2
+    assert labelling == {**labelling, "confidence": 0.5, "labels": "soft", "kept": 300}
+    saved = np.load(quick_run / "pseudo_labels.npz")
+    np.testing.assert_array_equal(saved["indices"], np.arange(300))
+    assert np.all((saved["labels"] > 0) & (saved["labels"] < 1))
+    assert len(np.unique(saved["labels"])) > 100  # probabilities, not 0/1 labels
+    assert labelling["kept_positive_fraction"] == pytest.approx((saved["labels"] >= 0.5).mean())
     assert (quick_run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert any((quick_run / "tensorboard").rglob("events.out.tfevents.*"))
+    for phase in ("teacher", "student"):  # self-training's two fits, each with its logs
+        assert any((quick_run / f"tensorboard_{phase}").rglob("events.out.tfevents.*"))
     # Atomic export leaves no temporary siblings behind.
     assert sorted(p.name for p in (quick_run / "export").iterdir()) == ["imdb", "imdb.keras"]
 
@@ -312,7 +330,7 @@ def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_p
         cwd=tmp_path,
     )
     assert served["count"] == 2000
-    assert served["accuracy"] >= 0.85, served
+    assert served["accuracy"] >= 0.885, served  # 89.40% measured for the committed model
 
 
 def test_bad_inputs_to_committed_model(tmp_path):
@@ -320,13 +338,11 @@ def test_bad_inputs_to_committed_model(tmp_path):
 
 
 def test_committed_keras_file_loads_and_computes_what_the_saved_model_does(tfds_data_dir):
-    """imdb.keras (re-exported by experiments/reexport.py) is the SavedModel's model."""
+    """imdb.keras is the SavedModel's model, Unicode line breaks included."""
     import tensorflow as tf
 
     texts, _ = imdb_data.load_split(tfds_data_dir, "test", 64)
-    # The re-exported standardizer reads Unicode line breaks as spaces (the SavedModel's kept
-    # them in tokens); the first 64 test reviews hold none, so both must agree on all of them.
-    assert not any(ch in t.decode("utf-8") for t in texts for ch in "\x85\u2028\u2029")
+    texts = [*texts, "Dull\x85 and long\u2028 at that.".encode(), "Fine\u2029 film.".encode()]
     model = keras.saving.load_model(REPO_ROOT / "saved_models" / "imdb.keras")
     classifier = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     assert isinstance(classifier, rnn_keras.SequenceClassifier)
