@@ -189,6 +189,8 @@ def new_classifier(args, run_dir, vectorizer, val_texts, steps_per_epoch):
     """
     import keras
 
+    import rnn_keras
+
     classifier = build_classifier(args, vectorizer.vocabulary_size())
     pretraining = None
     if args.pretrain_epochs:
@@ -206,16 +208,12 @@ def new_classifier(args, run_dir, vectorizer, val_texts, steps_per_epoch):
         loss=keras.losses.BinaryCrossentropy(),
         # Accuracy against the rounded target: a soft pseudo-label (a teacher's
         # probability) counts as the class it leans to, a real label as itself.
-        metrics=[keras.metrics.MeanMetricWrapper(rounded_accuracy, name="accuracy")],
+        metrics=[
+            keras.metrics.MeanMetricWrapper(rnn_keras.rounded_binary_accuracy, name="accuracy")
+        ],
         jit_compile=False,  # XLA makes the recurrent loop slower on this CPU (measured)
     )
     return classifier, pretraining
-
-
-def rounded_accuracy(y_true, y_pred):
-    import keras
-
-    return keras.metrics.binary_accuracy(keras.ops.round(y_true), y_pred)
 
 
 def fit_classifier(args, run_dir, classifier, train_ds, val_ds, phase=""):

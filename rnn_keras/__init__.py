@@ -12,7 +12,7 @@ from rnn_keras.models import (
     SplitDirections,
     recurrent_layer,
 )
-from rnn_keras.monitoring import GradientNorm, GradientNormMonitor
+from rnn_keras.monitoring import GradientNorm, GradientNormMonitor, rounded_binary_accuracy
 from rnn_keras.preprocessing import CyclicalEncoding, ImputeMissing
 from rnn_keras.text import ReviewStandardizer
 
@@ -41,6 +41,7 @@ __all__ = [
     "export",
     "fused_unavailable_reason",
     "get_cell",
+    "rounded_binary_accuracy",
     "get_layer",
     "recurrent_layer",
 ]

@@ -13,7 +13,7 @@ the optimizer, and the monitor takes their norm on the way through.
 import keras
 from keras import ops
 
-__all__ = ["GradientNormMonitor", "GradientNorm"]
+__all__ = ["GradientNormMonitor", "GradientNorm", "rounded_binary_accuracy"]
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
@@ -165,3 +165,15 @@ def _summed_over_replicas(grads):
 def _global_norm(grads):
     squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads]
     return ops.sqrt(ops.sum(ops.stack(squares))) if squares else ops.zeros((), "float32")
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+def rounded_binary_accuracy(y_true, y_pred, threshold=0.5):
+    """Binary accuracy against the rounded target, for training on soft labels.
+
+    A soft target (say, a teacher's probability 0.8) counts as the class it leans
+    to; a 0/1 label as itself. Use as
+    `keras.metrics.MeanMetricWrapper(rounded_binary_accuracy, name="accuracy")`;
+    registered, so a `.keras` file compiled with it loads wherever rnn_keras is imported.
+    """
+    return keras.metrics.binary_accuracy(ops.round(y_true), y_pred, threshold)

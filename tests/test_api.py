@@ -317,3 +317,12 @@ def test_pooled_tasks_serve_an_empty_batch_in_a_graph(pooling, bidirectional):
     assert tuple(serve(tf.zeros([0, 5, 2])).shape) == (0, 4)
     x = np.random.default_rng(0).standard_normal((3, 5, 2)).astype("float32")
     np.testing.assert_allclose(serve(x), regressor(x), rtol=1e-5, atol=1e-6)
+
+
+def test_rounded_binary_accuracy_counts_a_soft_target_as_the_class_it_leans_to():
+    y_true = np.array([[0.8], [0.3], [1.0], [0.0]], "float32")
+    y_pred = np.array([[0.9], [0.6], [0.4], [0.1]], "float32")
+    got = keras.ops.convert_to_numpy(rnn_keras.rounded_binary_accuracy(y_true, y_pred))
+    np.testing.assert_array_equal(got.reshape(-1), [1.0, 0.0, 0.0, 1.0])
+    name = keras.saving.serialize_keras_object(rnn_keras.rounded_binary_accuracy)
+    assert keras.saving.deserialize_keras_object(name) is rnn_keras.rounded_binary_accuracy
