@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import imdb_unlabelled  # noqa: E402
 from imdb_data import (  # noqa: E402
-    MOVIE_MAP,
+    add_validation_flags,
     load_split,
     make_vectorizer,
     token_dataset,
@@ -123,19 +123,7 @@ def parse_train_args(argv):
     )
     common.add_flags(parser, DEFAULTS, HELP, CHOICES)
     common.add_run_flags(parser, "imdb", "imdb/ and imdb.keras")
-    parser.add_argument(
-        "--validation",
-        choices=["movie", "review"],
-        default="movie",
-        help="hold out --val-fraction of the training movies (all their reviews), or of the "
-        "reviews (movies then on both sides: validation overstates accuracy on new movies)",
-    )
-    parser.add_argument(
-        "--movie-map",
-        default=str(MOVIE_MAP),
-        help="review -> movie map: the shipped compact map, or imdb_reviews_movies.csv "
-        "(without one, validation falls back to --validation review, with a warning)",
-    )
+    add_validation_flags(parser)
     parser.add_argument(
         "--skip-test",
         action="store_true",
@@ -206,9 +194,7 @@ def new_classifier(args, run_dir, vectorizer, val_texts, steps_per_epoch):
     classifier.compile(
         optimizer=optimizer,
         loss=keras.losses.BinaryCrossentropy(),
-        # Accuracy against the rounded target: a soft pseudo-label (a teacher's
-        # probability) counts as the class it leans to, a real label as itself.
-        metrics=[
+        metrics=[  # soft pseudo-labels count as the class they lean to
             keras.metrics.MeanMetricWrapper(rnn_keras.rounded_binary_accuracy, name="accuracy")
         ],
         jit_compile=False,  # XLA makes the recurrent loop slower on this CPU (measured)

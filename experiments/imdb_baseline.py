@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from imdb_data import MOVIE_MAP, load_split, validation_split  # noqa: E402
+from imdb_data import add_validation_flags, load_split, validation_split  # noqa: E402
 
 common.quiet_tensorflow()
 
@@ -54,8 +54,7 @@ def parse_args(argv):
     )
     common.add_flags(parser, DEFAULTS, HELP, {"features": ["tf_idf", "nb"]})
     common.add_run_flags(parser, "imdb_baseline", exports=None)
-    parser.add_argument("--validation", choices=["movie", "review"], default="movie")
-    parser.add_argument("--movie-map", default=str(MOVIE_MAP))
+    add_validation_flags(parser)
     parser.add_argument("--skip-test", action="store_true", help="do not read the test split")
     return common.parse_args(parser, argv, QUICK)
 

@@ -105,6 +105,23 @@ def movie_groups(texts, movie_map):
     return np.array([ids[node] for node in roots]), unmatched
 
 
+def add_validation_flags(parser):
+    """`--validation` and `--movie-map`, shared by experiments/imdb.py and imdb_baseline.py."""
+    parser.add_argument(
+        "--validation",
+        choices=["movie", "review"],
+        default="movie",
+        help="hold out --val-fraction of the training movies (all their reviews), or of the "
+        "reviews (movies then on both sides: validation overstates accuracy on new movies)",
+    )
+    parser.add_argument(
+        "--movie-map",
+        default=str(MOVIE_MAP),
+        help="review -> movie map: the shipped compact map, or imdb_reviews_movies.csv "
+        "(without one, validation falls back to --validation review, with a warning)",
+    )
+
+
 def validation_split(texts, labels, fraction, seed, by="movie", movie_map_path=MOVIE_MAP):
     """A fixed, seeded split of the training reviews into (train, validation, how).
 
@@ -138,7 +155,7 @@ def validation_split(texts, labels, fraction, seed, by="movie", movie_map_path=M
     if by == "movie":
         order = rng.permutation(groups.max() + 1)
         held = set(order[: int(round(fraction * len(order)))].tolist())
-        is_val = np.array([group in held for group in groups])
+        is_val = np.isin(groups, list(held))
         how = {
             "by": "movie",
             "movies": int(groups.max() + 1),

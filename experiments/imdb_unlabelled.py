@@ -3,11 +3,11 @@
 `--pretrain-epochs`: ELMo-style pretraining of the classifier's own backbone.
 `--pseudo-label-confidence`: self-training, a teacher, then labels:
 
-A teacher (a classifier trained exactly as the default, or the bag-of-n-grams
-baseline) scores the unlabelled reviews; the ones it is confident about join the
-training data of a fresh student (the run's classifier), with hard or soft
-labels. Each stage is saved in the run folder, so a resumed run skips what it had
-finished.
+A teacher (a classifier trained as the default, or imdb_baseline.py's logistic
+regression on tf-idf or NB-weighted n-grams) scores the unlabelled reviews; the
+ones it is confident about join the training data of a fresh student (the run's
+classifier), with hard or soft labels. Each stage is saved in the run folder, so
+a resumed run skips what it had finished.
 """
 
 import time
@@ -80,7 +80,8 @@ def pseudo_labelled_data(args, run_dir, vectorizer, labelled, validation, new_cl
     validation data, `new_classifier()` returns a compiled classifier and
     `fit(model, phase)` trains it as the run's classifier is trained, returning
     (History, seconds). `args.teacher` picks the teacher: "rnn" (a classifier
-    trained as the default) or "ngrams" (experiments/imdb_baseline.py's model).
+    trained as the default), "ngrams" or "nb-ngrams" (imdb_baseline.py's model with
+    tf-idf or NB features).
     """
     import numpy as np
 
@@ -110,6 +111,16 @@ def pseudo_labelled_data(args, run_dir, vectorizer, labelled, validation, new_cl
     return student_ds, {"teacher": teacher_record, "pseudo_labels": labelling}
 
 
+def teacher_record(model, history, seconds):
+    """The teacher's entry in metrics.json."""
+    return {
+        "model": model,
+        "history": common.history_dict(history),
+        "best_val_accuracy": float(max(history.history["val_accuracy"])),
+        "seconds": round(seconds, 1),
+    }
+
+
 def train_ngram_teacher(args, run_dir, labelled, validation):
     """experiments/imdb_baseline.py's model as teacher (its defaults, with tf-idf or NB
     features as `args.teacher` says); saved for a resumed run."""
@@ -123,12 +134,7 @@ def train_ngram_teacher(args, run_dir, labelled, validation):
         built["model"], history, seconds = imdb_baseline.fit_baseline(
             baseline_args, run_dir, labelled, validation, "_teacher"
         )
-        return {
-            "model": args.teacher,
-            "history": common.history_dict(history),
-            "best_val_accuracy": float(max(history.history["val_accuracy"])),
-            "seconds": round(seconds, 1),
-        }
+        return teacher_record(args.teacher, history, seconds)
 
     def load():
         nb_labels = labelled[1] if baseline_args.features == "nb" else None
@@ -150,12 +156,7 @@ def train_teacher(run_dir, new_classifier, fit):
 
     def compute():
         history, seconds = fit(teacher, "_teacher")
-        return {
-            "model": "rnn",
-            "history": common.history_dict(history),
-            "best_val_accuracy": float(max(history.history["val_accuracy"])),
-            "seconds": round(seconds, 1),
-        }
+        return teacher_record("rnn", history, seconds)
 
     record = common.saved_step(
         run_dir,
