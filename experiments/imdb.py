@@ -48,7 +48,7 @@ DEFAULTS = {
     "max_length": 800,
     "dropout": 0.4,
     "recurrent_dropout": 0.0,
-    "epochs": 7,
+    "epochs": 3,
     "batch_size": 64,
     "lr": 1e-3,
     "lr_schedule": "cosine",
@@ -64,6 +64,7 @@ DEFAULTS = {
     "pseudo_label_reviews": None,
     "teacher": "nb-ngrams",
     "pseudo_labels": "soft",
+    "distill_variants": 2,
     "train_examples": None,  # all
     "test_examples": None,
 }
@@ -105,6 +106,9 @@ HELP = {
     "teacher": "self-training's teacher: a classifier trained as the default, or "
     "experiments/imdb_baseline.py's logistic regression on tf-idf or NB-weighted n-grams",
     "pseudo_labels": "the student learns the teacher's 0/1 labels, or its probabilities",
+    "distill_variants": "self-training: the student also learns the teacher's probability on "
+    "this many random variants of each of its reviews (a crop of 50-100%% of the words, "
+    "10%% of them masked)",
 }
 CHOICES = {
     "cell": ["simple", "lstm", "gru"],
@@ -242,8 +246,9 @@ def train(argv):
             lambda: new_classifier(args, run_dir, vectorizer, val_texts, len(train_ds))[0],
             lambda model, phase: fit_classifier(args, run_dir, model, train_ds, val_ds, phase),
         )
-        extra_seconds = (
-            self_training["teacher"]["seconds"] + self_training["pseudo_labels"]["seconds"]
+        extra_seconds = sum(
+            (self_training[step] or {}).get("seconds", 0.0)
+            for step in ("teacher", "pseudo_labels", "variants")
         )
         keras.utils.set_random_seed(args.seed + 1)  # the student's start, also on resume
     classifier, pretraining = new_classifier(args, run_dir, vectorizer, val_texts, len(train_ds))

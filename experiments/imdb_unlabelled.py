@@ -10,6 +10,7 @@ classifier), with hard or soft labels. Each stage is saved in the run folder, so
 a resumed run skips what it had finished.
 """
 
+import re
 import time
 
 import common
@@ -101,14 +102,15 @@ def pseudo_labelled_data(args, run_dir, vectorizer, labelled, validation, new_cl
             return teacher.predict(data, verbose=0)[:, 0]
 
     texts, labels, labelling = pseudo_label(args, run_dir, score)
-    student_ds = token_dataset(
-        vectorizer,
-        np.concatenate([labelled[0], texts]),
-        np.concatenate([labelled[1], labels]),
-        args.batch_size,
-        args.seed,
-    )
-    return student_ds, {"teacher": teacher_record, "pseudo_labels": labelling}
+    texts, labels = np.concatenate([labelled[0], texts]), np.concatenate([labelled[1], labels])
+    variant_record = None
+    if args.distill_variants:
+        variants, variant_labels, variant_record = labelled_variants(args, run_dir, texts, score)
+        texts = np.concatenate([texts, variants])
+        labels = np.concatenate([labels, variant_labels])
+    student_ds = token_dataset(vectorizer, texts, labels, args.batch_size, args.seed)
+    record = {"teacher": teacher_record, "pseudo_labels": labelling, "variants": variant_record}
+    return student_ds, record
 
 
 def teacher_record(model, history, seconds):
@@ -216,3 +218,54 @@ def pseudo_label(args, run_dir, score):
         lambda: np.savez(labels_path, **kept),
     )
     return texts[kept["indices"]], kept["labels"], record
+
+
+def text_variants(texts, copies, seed, min_fraction=0.5, mask_rate=0.1, mask="xxmask"):
+    """`copies` random variants of each text (copy-major order): a contiguous crop of
+    a uniform 50-100% of its words, then each word replaced by `mask` (a word no
+    vocabulary holds) with probability `mask_rate` (Tang et al. 2019's distillation
+    data, with crops for n-gram sampling). HTML tags are dropped first."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = [re.sub(r"<[^>]*>", " ", str(text)).split() for text in texts]
+    variants = []
+    for _ in range(copies):
+        for review in words:
+            length = max(1, round(len(review) * rng.uniform(min_fraction, 1.0)))
+            start = int(rng.integers(0, max(1, len(review) - length + 1)))
+            crop = review[start : start + length]
+            masked = rng.random(len(crop)) < mask_rate
+            variants.append(" ".join(mask if m else w for w, m in zip(crop, masked, strict=True)))
+    return np.array(variants, dtype=object)
+
+
+def labelled_variants(args, run_dir, texts, score):
+    """Distillation data: `--distill-variants` variants of every student review
+    (`text_variants`, seeded), labelled with the teacher's probability. The labels
+    are saved in the run folder; the texts are drawn again (same seed) on resume.
+    Returns (texts, labels, record)."""
+    import numpy as np
+
+    variants = text_variants(texts, args.distill_variants, args.seed)
+    labels_path = run_dir / "variant_labels.npy"
+    kept = {}
+
+    def compute():
+        started = time.time()
+        kept["labels"] = score(variants).astype("float32")
+        print(f"distillation: the teacher scores {len(variants)} variants of the reviews")
+        return {
+            "copies": args.distill_variants,
+            "variants": len(variants),
+            "seconds": round(time.time() - started, 1),
+        }
+
+    record = common.saved_step(
+        run_dir,
+        "variant_labels",
+        lambda: kept.update(labels=np.load(labels_path)),
+        compute,
+        lambda: np.save(labels_path, kept["labels"]),
+    )
+    return variants, kept["labels"], record

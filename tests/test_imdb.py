@@ -7,6 +7,7 @@ import sys
 import helpers
 import imdb
 import imdb_data
+import imdb_unlabelled
 import keras
 import numpy as np
 import pytest
@@ -123,9 +124,10 @@ def test_quick_run_with_self_training_and_its_resume(tmp_path, tfds_data_dir):
     # A barely trained teacher scores near 0.5, so a confidence just above 0.5
     # keeps most reviews; the code path is the one the real run takes.
     flags = ("--pseudo-label-confidence", "0.5001", "--teacher", "rnn", "--pseudo-labels", "hard")
+    flags += ("--distill-variants", "2")
     metrics = run_quick(tmp_path, tfds_data_dir, *flags)
     record = metrics["self_training"]
-    teacher, labelling = record["teacher"], record["pseudo_labels"]
+    teacher, labelling, variants = record["teacher"], record["pseudo_labels"], record["variants"]
     assert labelling["unlabelled_reviews"] == 300 and labelling["confidence"] == 0.5001
     saved = np.load(tmp_path / "pseudo_labels.npz")
     assert 0 < labelling["kept"] == len(saved["indices"]) == len(saved["labels"]) <= 300
@@ -134,12 +136,43 @@ def test_quick_run_with_self_training_and_its_resume(tmp_path, tfds_data_dir):
     assert labelling["kept_positive_fraction"] == pytest.approx(saved["labels"].mean())
     assert len(teacher["history"]["val_accuracy"]) == 1
     assert len(metrics["history"]["val_accuracy"]) == metrics["epochs_run"] == 1
-    assert metrics["train_seconds"] >= teacher["seconds"] + labelling["seconds"]
+    # Two variants of each of the student's reviews (the labelled ones and the kept ones),
+    # each with the teacher's probability.
+    student_reviews = metrics["train_reviews"] + labelling["kept"]
+    variant_labels = np.load(tmp_path / "variant_labels.npy")
+    assert variants["copies"] == 2 and variants["variants"] == 2 * student_reviews
+    assert variant_labels.shape == (2 * student_reviews,)
+    assert np.all((variant_labels > 0) & (variant_labels < 1))
+    steps = teacher["seconds"] + labelling["seconds"] + variants["seconds"]
+    assert metrics["train_seconds"] >= steps
     assert (tmp_path / "teacher.weights.h5").exists()
     # Run again in the same folder: the teacher and its labels are reused, not redone.
     again = run_quick(tmp_path, tfds_data_dir, *flags)
     assert again["self_training"] == record
     assert 0.0 <= again["test_accuracy"] <= 1.0
+
+
+def test_text_variants_are_masked_crops_of_at_least_half_the_words():
+    texts = np.array(["one two three four five six seven eight<br /><br />nine ten", "solo"])
+    words = [text.replace("<br /><br />", " ").split() for text in texts]
+    variants = imdb_unlabelled.text_variants(texts, 50, seed=3)
+    assert len(variants) == 100
+    masks = 0
+    for index, variant in enumerate(variants):
+        source = words[index % 2]  # copy-major: the first copy of every text, then the next
+        crop = variant.split()
+        assert len(source) / 2 <= len(crop) <= len(source)
+        starts = [
+            start
+            for start in range(len(source) - len(crop) + 1)
+            if all(w in ("xxmask", s) for w, s in zip(crop, source[start:], strict=False))
+        ]
+        assert starts, f"{variant!r} is not a crop of {source}"
+        masks += crop.count("xxmask")
+    assert 0 < masks < 0.25 * sum(len(v.split()) for v in variants)
+    again = imdb_unlabelled.text_variants(texts, 50, seed=3)
+    assert list(again) == list(variants)
+    assert list(imdb_unlabelled.text_variants(texts, 50, seed=4)) != list(variants)
 
 
 @pytest.fixture(scope="module")
