@@ -230,11 +230,14 @@ def add_run_flags(parser, experiment, exports, data_help=None):
 
 
 def parse_args(parser, argv, quick):
-    """`parser.parse_args(argv)`, with `quick`'s values over the defaults under `--quick`."""
+    """`parser.parse_args(argv)`, with `quick`'s values over the defaults under `--quick`.
+
+    Flags given on the command line win over both: `--quick --epochs 3` trains 3 epochs.
+    """
     args = parser.parse_args(argv)
     if args.quick:
-        for key, value in quick.items():
-            setattr(args, key, value)
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
     return args
 
 
