@@ -202,13 +202,11 @@ def train(argv):
     )
     model.summary(print_fn=lambda line, **_: print(line))
 
-    gradient_norms = []
     # Truncated BPTT: a new pass over the streams starts from zero state, and so does
     # every evaluation (fit evaluates at the end of each epoch).
     streams = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: backbone.reset_states(),
         on_test_begin=lambda logs: backbone.reset_states(),
-        on_train_batch_end=lambda batch, logs: gradient_norms.append(float(logs["gradient_norm"])),
     )
     history, train_seconds = common.fit(
         model,
@@ -217,6 +215,7 @@ def train(argv):
         window_dataset(ids["train"], args.batch_size, args.seq_len),
         window_dataset(ids["validation"], args.batch_size, args.seq_len),
         callbacks=[streams],
+        step_logs=["gradient_norm"],
         update_freq=1,
     )
 
@@ -258,7 +257,7 @@ def train(argv):
         "best_epoch_val_loss_streams": float(np.min(history_dict["val_loss"])),
         "epochs_run": len(history_dict["loss"]),
         "history": history_dict,
-        "gradient_norm_per_step": gradient_norms,
+        "gradient_norm_per_step": history.step_logs["gradient_norm"],
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(model.count_params()),

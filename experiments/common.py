@@ -1,4 +1,4 @@
-"""What both experiments share: run folders, machine facts, plots and atomic exports."""
+"""What the experiments share: run folders, training, machine facts, plots, atomic exports."""
 
 import argparse
 import datetime
@@ -134,7 +134,18 @@ def _remove(path):
         path.unlink()
 
 
-def fit(model, args, run_dir, train_ds, val_ds, monitor="val_loss", mode="min", phase="", **kw):
+def fit(
+    model,
+    args,
+    run_dir,
+    train_ds,
+    val_ds,
+    monitor="val_loss",
+    mode="min",
+    phase="",
+    step_logs=(),
+    **kw,
+):
     """`model.fit` as every experiment trains: returns (History, seconds).
 
     Callbacks: `BackupAndRestore` in `run_dir/backup<phase>` (a killed run
@@ -143,16 +154,27 @@ def fit(model, args, run_dir, train_ds, val_ds, monitor="val_loss", mode="min", 
     `run_dir/tensorboard<phase>` (other `kw` are its arguments); `kw["callbacks"]`
     come first. At most `kw["epochs"]` (default `args.epochs`) epochs; progress
     bars, one line per epoch with `--quick`.
+
+    A resumed fit accounts for the whole run: every finished epoch's logs (and
+    the per-step values of the logs named in `step_logs`, as
+    `History.step_logs[name]`) and the training seconds at its end go to
+    `run_dir/history<phase>.json` as training goes, so the History holds every
+    epoch of the run and the seconds are the whole run's (the killed attempt's
+    unfinished epoch is not counted); early stopping carries on with the best
+    value, patience count and best weights of the epochs before the restart.
     """
     import keras
 
     epochs = kw.pop("epochs", args.epochs)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=monitor, mode=mode, patience=args.patience, restore_best_weights=True
+    )
+    record = _EpochRecord(run_dir / f"history{phase}.json", early_stopping, step_logs)
     callbacks = [
         *kw.pop("callbacks", []),
+        early_stopping,
+        record.callback,  # after early stopping (its best epoch), before the backup
         keras.callbacks.BackupAndRestore(str(run_dir / f"backup{phase}")),
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=args.patience, restore_best_weights=True
-        ),
         keras.callbacks.TensorBoard(str(run_dir / f"tensorboard{phase}"), **kw),
     ]
     started = time.time()
@@ -164,7 +186,88 @@ def fit(model, args, run_dir, train_ds, val_ds, monitor="val_loss", mode="min", 
         shuffle=False,
         verbose=2 if args.quick else "auto",
     )
-    return history, time.time() - started
+    history.history = record.history
+    history.epoch = list(range(len(record.seconds)))
+    history.step_logs = {name: sum(record.steps[name], []) for name in step_logs}
+    return history, record.seconds_before + time.time() - started
+
+
+class _EpochRecord:
+    """The per-epoch record of a fit that a BackupAndRestore restart continues.
+
+    `callback` writes every finished epoch's logs, the per-step values of the
+    logs named in `step_logs` and the training seconds at the epoch's end
+    (cumulative over restarts) to `path`. On a restarted fit's first
+    epoch it drops the record's epochs from there on (a kill may have come
+    after the record and before the backup), replays the earlier epochs into
+    `early_stopping` and gives it the best weights saved beside `path`.
+    """
+
+    def __init__(self, path, early_stopping, step_logs=()):
+        import keras
+
+        self.path = Path(path)
+        self.best_weights_path = self.path.with_name(self.path.stem + ".best_weights.npz")
+        self.early_stopping, self.step_logs = early_stopping, tuple(step_logs)
+        self.history, self.steps, self.seconds, self.seconds_before = {}, {}, [], 0.0
+        self.callback = keras.callbacks.LambdaCallback(
+            on_train_begin=self._begin,
+            on_epoch_begin=self._epoch_begin,
+            on_epoch_end=self._epoch_end,
+            on_train_end=lambda logs: _remove(self.best_weights_path),
+            # Per-step logs only where asked: reading them waits for every step.
+            **({"on_train_batch_end": self._step_end} if self.step_logs else {}),
+        )
+
+    def _begin(self, logs):
+        self.started, self.first_epoch = time.time(), None
+        saved = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.history, self.seconds = saved.get("history", {}), saved.get("seconds", [])
+        self.steps = saved.get("steps", {name: [] for name in self.step_logs})
+        self.seconds_before = self.seconds[-1] if self.seconds else 0.0
+
+    def _epoch_begin(self, epoch, logs):
+        if self.first_epoch is not None:
+            return
+        import numpy as np
+
+        self.first_epoch = epoch
+        if len(self.seconds) < epoch:
+            raise RuntimeError(
+                f"{self.path} records {len(self.seconds)} epochs, but the fit resumes at epoch "
+                f"{epoch + 1}: the record of the run before the restart is missing. Expected: "
+                "a record of every epoch before it (start a new run folder)"
+            )
+        self.history = {key: values[:epoch] for key, values in self.history.items()}
+        self.steps = {name: epochs[:epoch] + [[]] for name, epochs in self.steps.items()}
+        self.seconds = self.seconds[:epoch]
+        self.seconds_before = self.seconds[-1] if epoch else 0.0
+        stopping = self.early_stopping
+        for past in range(epoch):
+            stopping.on_epoch_end(past, {key: v[past] for key, v in self.history.items()})
+        if epoch and stopping.best_weights is not None:
+            with np.load(self.best_weights_path) as saved:
+                stopping.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+    def _step_end(self, batch, logs):
+        for name in self.step_logs:
+            self.steps[name][-1].append(float(logs[name]))
+
+    def _epoch_end(self, epoch, logs):
+        import numpy as np
+
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        self.seconds.append(self.seconds_before + time.time() - self.started)
+        if self.early_stopping.best_epoch == epoch:
+            tmp = self.best_weights_path.with_name(self.best_weights_path.name + ".tmp.npz")
+            np.savez(tmp, *self.early_stopping.best_weights)
+            os.replace(tmp, self.best_weights_path)
+        write_json(
+            self.path, {"history": self.history, "steps": self.steps, "seconds": self.seconds}
+        )
+        for epochs in self.steps.values():
+            epochs.append([])  # the next epoch's
 
 
 def saved_step(run_dir, name, load, compute, save):
