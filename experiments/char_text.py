@@ -150,7 +150,7 @@ def parse_train_args(argv):
         },
         {"cell": ["simple", "lstm", "gru"]},
     )
-    common.add_run_flags(parser, "char_text", "char_rnn/ and char_rnn.keras")
+    common.add_run_flags(parser, "char_text", "char_rnn/ and char_rnn.keras", strategy=True)
     parser.add_argument(
         "--manual-dir",
         help="folder with tiny-shakespeare's input.txt, for tfds to prepare the data offline",
@@ -179,36 +179,37 @@ def train(argv):
         f"test {len(ids['test'])}; vocabulary {lookup.vocabulary_size()} (id 0 = unknown)"
     )
 
-    backbone = rnn_keras.RecurrentBackbone(
-        cell=args.cell,
-        units=args.units,
-        num_layers=args.layers,
-        vocabulary_size=lookup.vocabulary_size(),
-        embedding_dim=args.embedding_dim,
-        mask_zero=False,  # id 0 is the lookup's out-of-vocabulary character, not padding
-        dropout=args.dropout,
-        stateful=True,
-        batch_size=args.batch_size,
-    )
-    model = rnn_keras.LanguageModel(backbone, dropout=args.dropout, name="char_rnn")
-    monitor = rnn_keras.GradientNormMonitor(
-        keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm)
-    )
-    model.compile(
-        optimizer=monitor,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[monitor.metric],
-        jit_compile=False,
-    )
+    # Stateful: under a strategy of several replicas the layers refuse to build (the
+    # states of the batch's rows cannot follow the rows to their replicas).
+    with common.strategy(args).scope():
+        backbone = rnn_keras.RecurrentBackbone(
+            cell=args.cell,
+            units=args.units,
+            num_layers=args.layers,
+            vocabulary_size=lookup.vocabulary_size(),
+            embedding_dim=args.embedding_dim,
+            mask_zero=False,  # id 0 is the lookup's out-of-vocabulary character, not padding
+            dropout=args.dropout,
+            stateful=True,
+            batch_size=args.batch_size,
+        )
+        model = rnn_keras.LanguageModel(backbone, dropout=args.dropout, name="char_rnn")
+        monitor = rnn_keras.GradientNormMonitor(
+            keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm)
+        )
+        model.compile(
+            optimizer=monitor,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[monitor.metric],
+            jit_compile=False,
+        )
     model.summary(print_fn=lambda line, **_: print(line))
 
-    gradient_norms = []
     # Truncated BPTT: a new pass over the streams starts from zero state, and so does
     # every evaluation (fit evaluates at the end of each epoch).
     streams = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: backbone.reset_states(),
         on_test_begin=lambda logs: backbone.reset_states(),
-        on_train_batch_end=lambda batch, logs: gradient_norms.append(float(logs["gradient_norm"])),
     )
     history, train_seconds = common.fit(
         model,
@@ -217,6 +218,7 @@ def train(argv):
         window_dataset(ids["train"], args.batch_size, args.seq_len),
         window_dataset(ids["validation"], args.batch_size, args.seq_len),
         callbacks=[streams],
+        step_logs=["gradient_norm"],
         update_freq=1,
     )
 
@@ -258,7 +260,7 @@ def train(argv):
         "best_epoch_val_loss_streams": float(np.min(history_dict["val_loss"])),
         "epochs_run": len(history_dict["loss"]),
         "history": history_dict,
-        "gradient_norm_per_step": gradient_norms,
+        "gradient_norm_per_step": history.step_logs["gradient_norm"],
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(model.count_params()),
@@ -274,7 +276,8 @@ def train(argv):
         f"tiny-shakespeare {args.cell}: validation "
         f"{figures['validation']['nats_per_char']:.3f} nats/char",
     )
-    print(f"training {train_seconds / 60:.1f} min\nrun folder: {run_dir}")
+    print(f"training {train_seconds / 60:.1f} min")
+    common.report_run(run_dir, export_dir / "char_rnn", export_dir / "char_rnn.keras")
     return metrics
 
 

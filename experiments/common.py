@@ -1,7 +1,8 @@
-"""What both experiments share: run folders, machine facts, plots and atomic exports."""
+"""What the experiments share: run folders, strategies, training, machine facts, plots, exports."""
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -11,6 +12,9 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+STRATEGIES = ("default", "mirrored", "multi-worker")
+WORKER_FOLDER = "workertemp_"  # + task id: a non-chief worker's folder in the run folder
+_strategies = {}  # the run's strategy by name: one per process, as TensorFlow wants
 
 
 def quiet_tensorflow():
@@ -33,12 +37,91 @@ def start_run(args, experiment):
 
     Exports go to `args.export_dir`, else `saved_models/` (the run folder's
     `export/` with `--quick`, so smoke runs never replace the committed models).
+
+    Makes the run's strategy first (`strategy(args)`). Under a multi-worker
+    strategy every worker is given the same `--out`, and TensorFlow's saving
+    pattern applies: the chief's folder is the run folder and receives the
+    exports; every other worker works in `<out>/workertemp_<task id>` (its
+    exports included), which `report_run` deletes. That folder starts as a copy
+    of the chief's, so a resumed run resumes every worker from the chief's
+    checkpoints and records.
     """
+    run_strategy = strategy(args)
+    chief = is_chief(run_strategy)
+    if multi_worker(run_strategy) and args.out is None:
+        raise ValueError(
+            "--strategy multi-worker: every worker must be given the same run folder. "
+            "Expected: --out DIR. Received: no --out"
+        )
     run_dir = new_run_dir(args.out, experiment)
-    default_export = run_dir / "export" if args.quick else REPO_ROOT / "saved_models"
-    export_dir = Path(getattr(args, "export_dir", None) or default_export)
+    if multi_worker(run_strategy):
+        if not chief:
+            worker_dir = run_dir / f"{WORKER_FOLDER}{run_strategy.cluster_resolver.task_id}"
+            _remove(worker_dir)
+            ignore = shutil.ignore_patterns(f"{WORKER_FOLDER}*", "tensorboard*", "export", "*.tmp")
+            shutil.copytree(run_dir, worker_dir, ignore=ignore)
+            run_dir = worker_dir
+        _barrier(run_strategy)  # the chief writes again only once every worker has copied
+    default_export = run_dir / "export" if args.quick or not chief else REPO_ROOT / "saved_models"
+    export_dir = Path((getattr(args, "export_dir", None) if chief else None) or default_export)
     write_json(run_dir / "config.json", {"command": sys.argv, "args": dict(vars(args))})
     return run_dir, export_dir
+
+
+def strategy(args):
+    """The run's `tf.distribute` strategy, from `args.strategy` (made once per process).
+
+    "default": TensorFlow's default strategy (one device); "mirrored":
+    `MirroredStrategy()` over every local device; "multi-worker":
+    `MultiWorkerMirroredStrategy()`, whose cluster and task come from `$TF_CONFIG`.
+    """
+    import tensorflow as tf
+
+    name = getattr(args, "strategy", "default")
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {STRATEGIES}. Received: {name!r}")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name not in _strategies:
+        if _strategies:
+            raise ValueError(
+                f"strategy: one strategy per process. Received: {name!r} after "
+                f"{next(iter(_strategies))!r}"
+            )
+        make = {
+            "mirrored": tf.distribute.MirroredStrategy,
+            "multi-worker": tf.distribute.MultiWorkerMirroredStrategy,
+        }[name]
+        _strategies[name] = make()
+    return _strategies[name]
+
+
+def multi_worker(strategy):
+    """Whether `strategy` spans several processes (a MultiWorkerMirroredStrategy cluster)."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", [])) > 1
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's record: the only process, or in a cluster the
+    `chief` task, else worker 0 (TensorFlow's rule)."""
+    if not multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    if "chief" in resolver.cluster_spec().as_dict():
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def _barrier(strategy):
+    """Returns once every worker of `strategy` has called it (one all-reduce)."""
+    import tensorflow as tf
+
+    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
 def history_dict(history):
@@ -134,7 +217,18 @@ def _remove(path):
         path.unlink()
 
 
-def fit(model, args, run_dir, train_ds, val_ds, monitor="val_loss", mode="min", phase="", **kw):
+def fit(
+    model,
+    args,
+    run_dir,
+    train_ds,
+    val_ds,
+    monitor="val_loss",
+    mode="min",
+    phase="",
+    step_logs=(),
+    **kw,
+):
     """`model.fit` as every experiment trains: returns (History, seconds).
 
     Callbacks: `BackupAndRestore` in `run_dir/backup<phase>` (a killed run
@@ -143,20 +237,35 @@ def fit(model, args, run_dir, train_ds, val_ds, monitor="val_loss", mode="min", 
     `run_dir/tensorboard<phase>` (other `kw` are its arguments); `kw["callbacks"]`
     come first. At most `kw["epochs"]` (default `args.epochs`) epochs; progress
     bars, one line per epoch with `--quick`.
+
+    A resumed fit accounts for the whole run: every finished epoch's logs (and
+    the per-step values of the logs named in `step_logs`, as
+    `History.step_logs[name]`) and the training seconds at its end go to
+    `run_dir/history<phase>.json` as training goes, so the History holds every
+    epoch of the run and the seconds are the whole run's (the killed attempt's
+    unfinished epoch is not counted); early stopping carries on with the best
+    value, patience count and best weights of the epochs before the restart.
+
+    Under a strategy of several replicas the model trains through
+    `trainer(model)`; under a multi-worker strategy each worker prints the
+    digest of its weights after training (the same on every worker).
     """
     import keras
 
     epochs = kw.pop("epochs", args.epochs)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=monitor, mode=mode, patience=args.patience, restore_best_weights=True
+    )
+    record = _EpochRecord(run_dir / f"history{phase}.json", early_stopping, step_logs)
     callbacks = [
         *kw.pop("callbacks", []),
+        early_stopping,
+        record.callback,  # after early stopping (its best epoch), before the backup
         keras.callbacks.BackupAndRestore(str(run_dir / f"backup{phase}")),
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=args.patience, restore_best_weights=True
-        ),
         keras.callbacks.TensorBoard(str(run_dir / f"tensorboard{phase}"), **kw),
     ]
     started = time.time()
-    history = model.fit(
+    history = trainer(model).fit(
         train_ds,
         validation_data=val_ds,
         epochs=epochs,
@@ -164,7 +273,178 @@ def fit(model, args, run_dir, train_ds, val_ds, monitor="val_loss", mode="min", 
         shuffle=False,
         verbose=2 if args.quick else "auto",
     )
-    return history, time.time() - started
+    history.history = record.history
+    history.epoch = list(range(len(record.seconds)))
+    history.step_logs = {name: sum(record.steps[name], []) for name in step_logs}
+    if multi_worker(model.distribute_strategy):
+        resolver = model.distribute_strategy.cluster_resolver
+        print(
+            f"{resolver.task_type} {resolver.task_id}: weights after training: "
+            f"sha256 {weights_digest(model)}"
+        )
+    return history, record.seconds_before + time.time() - started
+
+
+class _EpochRecord:
+    """The per-epoch record of a fit that a BackupAndRestore restart continues.
+
+    `callback` writes every finished epoch's logs, the per-step values of the
+    logs named in `step_logs` and the training seconds at the epoch's end
+    (cumulative over restarts) to `path`. On a restarted fit's first
+    epoch it drops the record's epochs from there on (a kill may have come
+    after the record and before the backup), replays the earlier epochs into
+    `early_stopping` and gives it the best weights saved beside `path`.
+    """
+
+    def __init__(self, path, early_stopping, step_logs=()):
+        import keras
+
+        self.path = Path(path)
+        self.best_weights_path = self.path.with_name(self.path.stem + ".best_weights.npz")
+        self.early_stopping, self.step_logs = early_stopping, tuple(step_logs)
+        self.history, self.steps, self.seconds, self.seconds_before = {}, {}, [], 0.0
+        self.callback = keras.callbacks.LambdaCallback(
+            on_train_begin=self._begin,
+            on_epoch_begin=self._epoch_begin,
+            on_epoch_end=self._epoch_end,
+            on_train_end=lambda logs: _remove(self.best_weights_path),
+            # Per-step logs only where asked: reading them waits for every step.
+            **({"on_train_batch_end": self._step_end} if self.step_logs else {}),
+        )
+
+    def _begin(self, logs):
+        self.started, self.first_epoch = time.time(), None
+        saved = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.history, self.seconds = saved.get("history", {}), saved.get("seconds", [])
+        self.steps = saved.get("steps", {name: [] for name in self.step_logs})
+        self.seconds_before = self.seconds[-1] if self.seconds else 0.0
+
+    def _epoch_begin(self, epoch, logs):
+        if self.first_epoch is not None:
+            return
+        import numpy as np
+
+        self.first_epoch = epoch
+        if len(self.seconds) < epoch:
+            raise RuntimeError(
+                f"{self.path} records {len(self.seconds)} epochs, but the fit resumes at epoch "
+                f"{epoch + 1}: the record of the run before the restart is missing. Expected: "
+                "a record of every epoch before it (start a new run folder)"
+            )
+        self.history = {key: values[:epoch] for key, values in self.history.items()}
+        self.steps = {name: epochs[:epoch] + [[]] for name, epochs in self.steps.items()}
+        self.seconds = self.seconds[:epoch]
+        self.seconds_before = self.seconds[-1] if epoch else 0.0
+        stopping = self.early_stopping
+        for past in range(epoch):
+            stopping.on_epoch_end(past, {key: v[past] for key, v in self.history.items()})
+        if epoch and stopping.best_weights is not None:
+            with np.load(self.best_weights_path) as saved:
+                stopping.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+    def _step_end(self, batch, logs):
+        for name in self.step_logs:
+            self.steps[name][-1].append(float(logs[name]))
+
+    def _epoch_end(self, epoch, logs):
+        import numpy as np
+
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        self.seconds.append(self.seconds_before + time.time() - self.started)
+        if self.early_stopping.best_epoch == epoch:
+            tmp = self.best_weights_path.with_name(self.best_weights_path.name + ".tmp.npz")
+            np.savez(tmp, *self.early_stopping.best_weights)
+            os.replace(tmp, self.best_weights_path)
+        write_json(
+            self.path, {"history": self.history, "steps": self.steps, "seconds": self.seconds}
+        )
+        for epochs in self.steps.values():
+            epochs.append([])  # the next epoch's
+
+
+def weights_digest(model):
+    """sha256 of `model`'s weights, in order: equal digests, equal weights."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()
+
+
+def trainer(model):
+    """The model that `fit` and `evaluate` run for `model`: `model` itself, except under a
+    strategy of several replicas, where Keras 3.15 cannot train or evaluate it as it is.
+
+    Under a strategy of several replicas, Keras 3.15's `fit` and `evaluate`
+    first reduce a whole batch of data across the replicas (to learn its
+    shapes), which fails for string inputs, for replicas' slices of different
+    shapes and, under a MultiWorkerMirroredStrategy of several workers, for any
+    nested batch (keras-team/keras#20585); there they also reduce every step's
+    scalar logs along a batch axis that scalars lack. The trainer is a
+    functional view of `model` (its layers and weights) built outside the
+    strategy's scope, for which Keras skips that first reduction; its step logs
+    get a batch axis of 1 under a multi-worker strategy, and its logs are
+    averaged over the replicas (the compiled metrics are already the whole
+    batch's; the loss is each process's share's, averaged over the workers). It
+    is compiled as `model` is, with new optimizer and metric objects in the scope.
+    """
+    import keras
+    import keras.ops
+    import tensorflow as tf
+
+    strategy = model.distribute_strategy
+    if strategy.num_replicas_in_sync == 1:
+        return model
+    if tf.distribute.has_strategy():
+        raise RuntimeError(
+            "trainer: a model of several replicas trains outside its strategy's scope. "
+            "Expected: no strategy scope. Received: a call inside strategy.scope()"
+        )
+    batch_axis = multi_worker(strategy)  # Keras reduces these step logs along axis 0
+
+    def step_logs(logs):
+        return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()} if batch_axis else logs
+
+    class ReplicatedTrainer(keras.Model):
+        @property
+        def distribute_strategy(self):
+            return strategy
+
+        def train_step(self, data):
+            return step_logs(super().train_step(data))
+
+        def test_step(self, data):
+            return step_logs(super().test_step(data))
+
+        def get_metrics_result(self):  # in a step (replica context), and after an epoch
+            results = super().get_metrics_result()
+            values = list(results.values())
+            if tf.distribute.in_cross_replica_context():
+                values = [strategy.reduce("MEAN", value, axis=None) for value in values]
+            else:
+                values = tf.distribute.get_replica_context().all_reduce("MEAN", values)
+            return dict(zip(results, values, strict=True))
+
+    view = ReplicatedTrainer(model.input, model.output, name=f"{model.name}_trainer")
+    with strategy.scope():
+        view.compile_from_config(model.get_compile_config())
+    return view
+
+
+def evaluate(model, dataset):
+    """`model.evaluate(dataset)` (through `trainer(model)`): the loss and compiled metrics."""
+    return trainer(model).evaluate(dataset, verbose=0)
+
+
+def predict(model, dataset):
+    """`model.predict(dataset)`; under a strategy of several replicas, on one device of each
+    process, which predicts the whole of `dataset` (Keras 3.15 cannot distribute it: see
+    `trainer`)."""
+    import keras
+
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        model = keras.Model(model.input, model.output)  # outside the scope: one device
+    return model.predict(dataset, verbose=0)
 
 
 def saved_step(run_dir, name, load, compute, save):
@@ -213,9 +493,20 @@ def dispatch(argv, commands, default):
     return default(argv)
 
 
-def add_run_flags(parser, experiment, exports, data_help=None):
-    """`--data-dir`, `--out`, `--export-dir` and `--quick`, shared by the training scripts."""
+def add_run_flags(parser, experiment, exports, data_help=None, strategy=False):
+    """`--data-dir`, `--out`, `--export-dir`, `--quick` and, with `strategy`, `--strategy`."""
     add = parser.add_argument
+    if strategy:
+        add(
+            "--strategy",
+            choices=STRATEGIES,
+            default="default",
+            help="tf.distribute strategy. default: one device; mirrored: MirroredStrategy over "
+            "every local device; multi-worker: MultiWorkerMirroredStrategy, the cluster and this "
+            "process's task from $TF_CONFIG (start one process per worker, each with the same "
+            "--out; the chief exports). --batch-size is the global batch, split across the "
+            "replicas; --lr is used as given, not scaled with the number of replicas",
+        )
     add(
         "--data-dir",
         help=data_help or "tensorflow-datasets data dir (default: $TFDS_DATA_DIR or tfds's own)",
@@ -230,15 +521,25 @@ def add_run_flags(parser, experiment, exports, data_help=None):
 
 
 def parse_args(parser, argv, quick):
-    """`parser.parse_args(argv)`, with `quick`'s values over the defaults under `--quick`."""
+    """`parser.parse_args(argv)`, with `quick`'s values over the defaults under `--quick`.
+
+    Flags given on the command line win over both: `--quick --epochs 3` trains 3 epochs.
+    """
     args = parser.parse_args(argv)
     if args.quick:
-        for key, value in quick.items():
-            setattr(args, key, value)
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
     return args
 
 
 def report_run(run_dir, *exports):
-    """The closing lines of a training run: where its record and its exports are."""
+    """The closing lines of a training run: where its record and its exports are.
+
+    A multi-worker run's non-chief worker deletes its temporary folder instead.
+    """
+    if run_dir.name.startswith(WORKER_FOLDER):
+        shutil.rmtree(run_dir)
+        print(f"run folder: {run_dir.parent} (this worker's temporary folder is deleted)")
+        return
     print(f"run folder: {run_dir}")
     print("exported: " + ", ".join(str(path) for path in exports))

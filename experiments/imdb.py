@@ -126,7 +126,7 @@ def parse_train_args(argv):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     common.add_flags(parser, DEFAULTS, HELP, CHOICES)
-    common.add_run_flags(parser, "imdb", "imdb/ and imdb.keras")
+    common.add_run_flags(parser, "imdb", "imdb/ and imdb.keras", strategy=True)
     add_validation_flags(parser)
     parser.add_argument(
         "--skip-test",
@@ -177,32 +177,37 @@ def new_classifier(args, run_dir, vectorizer, val_texts, steps_per_epoch):
     `--epochs` epochs of `steps_per_epoch` steps.
 
     Returns (classifier, pretraining record or None). Pretraining runs once per
-    run folder; a second call (self-training's student) reuses its weights.
+    run folder; a second call (self-training's student) reuses its weights. The
+    classifier is built and compiled in the scope of the run's strategy.
     """
     import keras
 
     import rnn_keras
 
-    classifier = build_classifier(args, vectorizer.vocabulary_size())
+    with common.strategy(args).scope():
+        classifier = build_classifier(args, vectorizer.vocabulary_size())
     pretraining = None
     if args.pretrain_epochs:
         pretraining = imdb_unlabelled.pretrain(args, run_dir, vectorizer, val_texts, classifier)
     lr = args.lr
     if args.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * steps_per_epoch)
-    optimizer = (
-        keras.optimizers.AdamW(lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm)
-        if args.weight_decay
-        else keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm)
-    )
-    classifier.compile(
-        optimizer=optimizer,
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[  # soft pseudo-labels count as the class they lean to
-            keras.metrics.MeanMetricWrapper(rnn_keras.rounded_binary_accuracy, name="accuracy")
-        ],
-        jit_compile=False,  # XLA makes the recurrent loop slower on this CPU (measured)
-    )
+    with common.strategy(args).scope():
+        optimizer = (
+            keras.optimizers.AdamW(
+                lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm
+            )
+            if args.weight_decay
+            else keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm)
+        )
+        classifier.compile(
+            optimizer=optimizer,
+            loss=keras.losses.BinaryCrossentropy(),
+            metrics=[  # soft pseudo-labels count as the class they lean to
+                keras.metrics.MeanMetricWrapper(rnn_keras.rounded_binary_accuracy, name="accuracy")
+            ],
+            jit_compile=False,  # XLA makes the recurrent loop slower on this CPU (measured)
+        )
     return classifier, pretraining
 
 
@@ -260,7 +265,7 @@ def train(argv):
     test_loss = test_accuracy = None
     if not args.skip_test:
         test_ds = token_dataset(vectorizer, test_texts, test_labels, args.batch_size)
-        test_loss, test_accuracy = classifier.evaluate(test_ds, verbose=0)
+        test_loss, test_accuracy = common.evaluate(classifier, test_ds)
         print(
             f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test_texts)} reviews)"
         )

@@ -31,7 +31,8 @@ def pretrain(args, run_dir, vectorizer, val_texts, classifier):
     import rnn_keras
 
     weights_path = str(run_dir / "pretrained.weights.h5")
-    language_model = rnn_keras.LanguageModel(classifier.backbone, args.pretrain_vocabulary)
+    with classifier.distribute_strategy.scope():
+        language_model = rnn_keras.LanguageModel(classifier.backbone, args.pretrain_vocabulary)
 
     def batches(texts, seed):
         labels = np.zeros(len(texts), "float32")
@@ -43,11 +44,12 @@ def pretrain(args, run_dir, vectorizer, val_texts, classifier):
         texts, _ = load_split(args.data_dir, "unsupervised", args.pretrain_reviews)
         print(f"pretraining: language model on {len(texts)} unlabelled reviews")
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        language_model.compile(
-            optimizer=keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm),
-            loss=[loss] * len(language_model.outputs),
-            jit_compile=False,
-        )
+        with classifier.distribute_strategy.scope():
+            language_model.compile(
+                optimizer=keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm),
+                loss=[loss] * len(language_model.outputs),
+                jit_compile=False,
+            )
         history, seconds = common.fit(
             language_model,
             args,

@@ -262,7 +262,7 @@ def train(argv):
     )
     common.add_flags(parser, DEFAULTS, HELP, {"cell": ["simple", "lstm", "gru"]})
     common.add_run_flags(
-        parser, "timeseries", "pm25/ and pm25.keras", "the folder that holds (or gets) the CSV"
+        parser, "timeseries", "pm25/ and pm25.keras", "the folder that holds or gets the CSV", True
     )
     parser.add_argument("--data", help="the CSV (default: keras.utils.get_file, in --data-dir)")
     parser.add_argument("--skip-test", action="store_true", help="leave the 2014 test unread")
@@ -285,13 +285,14 @@ def train(argv):
     train_rows = np.isin(table["year"], SPLIT_YEARS["train"])
     numeric = np.stack([table[name] for name in NUMERIC_COLUMNS], axis=1)
     complete = train_rows & ~np.isnan(numeric).any(axis=1)
-    forecaster, preprocessor = build_forecaster(args, numeric[complete])
-    # "mae" averages the last axis before it weighs: a (n, 24, 1) view weighs each hour alone.
-    hours = keras.layers.Reshape((HORIZON, 1), name="hours")(forecaster.output)
-    training_view = keras.Model(forecaster.input, hours, name="pm25_training_view")
-    optimizer = keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm)
-    mae = keras.metrics.MeanAbsoluteError(name="mae")  # over the present targets (weighted)
-    training_view.compile(optimizer, loss="mae", weighted_metrics=[mae], jit_compile=False)
+    with common.strategy(args).scope():
+        forecaster, preprocessor = build_forecaster(args, numeric[complete])
+        # "mae" averages the last axis before it weighs: a (n, 24, 1) view weighs each hour alone.
+        hours = keras.layers.Reshape((HORIZON, 1), name="hours")(forecaster.output)
+        training_view = keras.Model(forecaster.input, hours, name="pm25_training_view")
+        optimizer = keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm)
+        mae = keras.metrics.MeanAbsoluteError(name="mae")  # over the present targets (weighted)
+        training_view.compile(optimizer, loss="mae", weighted_metrics=[mae], jit_compile=False)
     forecaster.summary(print_fn=lambda line, **_: print(line))
     train_ds = window_dataset(*windows["train"][1:], args.batch_size, args.seed)
     val_ds = window_dataset(*windows["validation"][1:], args.batch_size)
@@ -302,7 +303,7 @@ def train(argv):
 
     def predict(model, split):
         batches = tf.data.Dataset.from_tensor_slices(windows[split][1]).batch(512)
-        return model.predict(batches, verbose=0).reshape(len(windows[split][0]), -1)
+        return common.predict(model, batches).reshape(len(windows[split][0]), -1)
 
     ridge = fit_ridge(predict(preprocessor, "train"), windows["train"][2], RIDGE_ALPHAS)
     val_features = predict(preprocessor, "validation")

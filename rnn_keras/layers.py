@@ -82,6 +82,28 @@ def fused_unavailable_reason(layer):
     return None
 
 
+def _check_stateful_replicas(name, batch_size):
+    """Raises where a stateful layer is built under a tf.distribute strategy of several replicas.
+
+    A stateful layer's state variables hold one state per row of the batch it was
+    built for; under a strategy each replica runs a slice of every batch, and
+    Keras's state variables cannot hold a different slice on each replica.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    if strategy.num_replicas_in_sync > 1:
+        raise ValueError(
+            f"{name}(stateful=True) cannot run under a tf.distribute strategy with more than "
+            f"one replica: its states are carried for the {batch_size} rows of the whole "
+            "batch, while each replica runs a slice of it. Expected: no strategy or one "
+            "replica in sync (or stateful=False). Received: "
+            f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replicas in sync"
+        )
+
+
 def _arguments(local_variables):
     """A subclass constructor's arguments (its `locals()`), `**kwargs` merged in."""
     arguments = {k: v for k, v in local_variables.items() if k not in ("self", "__class__")}
@@ -160,6 +182,11 @@ class _SequenceLayer(keras.layers.RNN):
                     f"{name}(implementation='fused') cannot run the fused kernel: {reason}. "
                     "Use implementation='auto' (falls back to the generic loop) or 'generic'."
                 )
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        if self.stateful:
+            _check_stateful_replicas(type(self).__name__, sequences_shape[0])
+        super().build(sequences_shape, initial_state_shape)
 
     # -- fast path -------------------------------------------------------------
 

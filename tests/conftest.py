@@ -10,6 +10,9 @@ import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TFDS_DIR = REPO_ROOT.parent / "shared" / "data" / "tensorflow_datasets"
+SHARED_PM25_CSV = (
+    REPO_ROOT.parent / "shared" / "data" / "beijing_pm25" / "PRSA_data_2010.1.1-2014.12.31.csv"
+)
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +23,15 @@ def tfds_data_dir():
     if SHARED_TFDS_DIR.is_dir():
         return str(SHARED_TFDS_DIR)
     return None  # tfds's own default (~/tensorflow_datasets), downloading where needed
+
+
+@pytest.fixture(scope="session")
+def pm25_csv():
+    """The Beijing PM2.5 CSV: $PM25_CSV, else ../shared's copy, else None (the script
+    downloads it)."""
+    if os.environ.get("PM25_CSV"):
+        return os.environ["PM25_CSV"]
+    return str(SHARED_PM25_CSV) if SHARED_PM25_CSV.is_file() else None
 
 
 @pytest.fixture(autouse=True)

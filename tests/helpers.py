@@ -80,3 +80,48 @@ def run_quick(script, run_dir, *flags, timeout=900):
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=run_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def start_quick(script, run_dir, *flags, log, env=None):
+    """Starts `script --quick --out run_dir *flags` in a subprocess writing to the file `log`.
+
+    Returns the `subprocess.Popen`; `log` gets stdout and stderr.
+    """
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, str(script), "--quick", "--out", str(run_dir), *flags]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    with open(log, "w") as output:
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, cwd=run_dir.parent, env=env
+        )
+
+
+def kill_after_first_epoch(processes, backup_dir, timeout=600):
+    """SIGKILLs `processes` once `backup_dir` holds the backup written after epoch 1.
+
+    Reads Keras's BackupAndRestore record (`training_metadata.json`, written after the
+    weights). Fails if a process ends first.
+    """
+    import json
+    import time
+
+    metadata = backup_dir / "training_metadata.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in processes:
+            assert process.poll() is None, f"ended before it was killed: {process.args}"
+        try:
+            if json.loads(metadata.read_text())["epoch"] >= 1:
+                break
+        except (OSError, ValueError):  # not there yet, or being written
+            pass
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"no backup of epoch 1 in {backup_dir} after {timeout} s")
+    for process in processes:
+        process.kill()  # SIGKILL
+    for process in processes:
+        process.wait()

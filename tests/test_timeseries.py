@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 
 import keras
 import numpy as np
@@ -15,15 +14,6 @@ from helpers import run_quick, run_without_rnn_keras
 import rnn_keras  # noqa: F401  (registers the classes that pm25.keras holds)
 
 SCRIPT = REPO_ROOT / "experiments" / "timeseries.py"
-SHARED_CSV = REPO_ROOT.parent / "shared" / "data" / "beijing_pm25" / timeseries.DATA_FILE
-
-
-@pytest.fixture(scope="session")
-def pm25_csv():
-    """The CSV: $PM25_CSV, else ../shared's copy, else None (the script downloads it)."""
-    if os.environ.get("PM25_CSV"):
-        return os.environ["PM25_CSV"]
-    return str(SHARED_CSV) if SHARED_CSV.is_file() else None
 
 
 def hourly_table(first, last):
