@@ -191,6 +191,38 @@ def start_workers(run_dir, flags, logs):
     return processes
 
 
+def worker_outputs(run_dir, flags, logs):
+    """Starts the two workers and waits for both to finish; their outputs."""
+    for process, log in zip(start_workers(run_dir, flags, logs), logs, strict=True):
+        assert process.wait(timeout=900) == 0, log.read_text()[-4000:]
+    return [log.read_text() for log in logs]
+
+
+@pytest.fixture(scope="module")
+def multi_worker_complete(tmp_path_factory, tfds_data_dir):
+    """`imdb.py --quick --strategy multi-worker` as it comes (self-training included), run by
+    two workers to completion."""
+    root = tmp_path_factory.mktemp("multi_worker_complete")
+    run_dir = root / "run"
+    run_dir.mkdir()
+    data = ["--data-dir", tfds_data_dir] if tfds_data_dir else []
+    logs = [root / f"worker_{index}.log" for index in range(2)]
+    return run_dir, worker_outputs(run_dir, data, logs)
+
+
+@pytest.mark.slow
+def test_two_workers_run_the_default_to_completion(multi_worker_complete):
+    run_dir, outputs = multi_worker_complete
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["self_training"]["teacher"]["model"] == "nb-ngrams"
+    assert metrics["self_training"]["variants"]["copies"] == 2
+    for output in outputs:
+        assert "Epoch 1/1" in output and "ran out of data" not in output
+    assert sorted(p.name for p in (run_dir / "export").iterdir()) == ["imdb", "imdb.keras"]
+    assert not list(run_dir.glob("workertemp_*"))
+
+
 @pytest.fixture(scope="module")
 def multi_worker_run(tmp_path_factory, tfds_data_dir):
     """Two workers train 2 epochs; both are SIGKILLed after epoch 1 and started again."""
@@ -203,9 +235,7 @@ def multi_worker_run(tmp_path_factory, tfds_data_dir):
     killed_logs = [root / f"killed_{index}.log" for index in range(2)]
     kill_after_first_epoch(start_workers(run_dir, flags, killed_logs), run_dir / "backup")
     logs = [root / f"worker_{index}.log" for index in range(2)]
-    for process, log in zip(start_workers(run_dir, flags, logs), logs, strict=True):
-        assert process.wait(timeout=900) == 0, log.read_text()[-4000:]
-    return run_dir, [log.read_text() for log in killed_logs], [log.read_text() for log in logs]
+    return run_dir, [log.read_text() for log in killed_logs], worker_outputs(run_dir, flags, logs)
 
 
 @pytest.mark.slow
@@ -224,19 +254,23 @@ def test_a_killed_multi_worker_run_resumes_from_its_backup_and_finishes(multi_wo
 
 
 @pytest.mark.slow
-def test_both_workers_end_with_the_same_weights(multi_worker_run):
-    _, _, resumed = multi_worker_run
+@pytest.mark.parametrize("run", ["complete", "resumed"])
+def test_both_workers_end_with_the_same_weights(run, request):
+    if run == "complete":
+        _, outputs = request.getfixturevalue("multi_worker_complete")
+    else:
+        _, _, outputs = request.getfixturevalue("multi_worker_run")
     digests = [
         re.search(r"worker (\d): weights after training: sha256 ([0-9a-f]{64})", output).groups()
-        for output in resumed
+        for output in outputs
     ]
     assert [task for task, _ in digests] == ["0", "1"]
     assert digests[0][1] == digests[1][1]
 
 
 @pytest.mark.slow
-def test_the_chiefs_export_serves(multi_worker_run, tmp_path):
-    run_dir, _, _ = multi_worker_run
+def test_the_chiefs_export_serves(multi_worker_complete, tmp_path):
+    run_dir, _ = multi_worker_complete
     code = """
 import tensorflow as tf
 loaded = tf.saved_model.load(request["model"])  # a reference: it owns the variables

@@ -88,8 +88,9 @@ def test_committed_notebook_has_current_outputs(name):
     check_outputs(name, notebook)
     recorded = notebook.metadata.get("rnn_keras", {}).get("inputs_sha256")
     assert recorded == run.fingerprint(notebook), (
-        f"notebooks/{name}.ipynb: its code, saved_models/, experiments/results/long_range/ or "
-        f"tests/reference.py changed since its outputs were made: python notebooks/run.py {name}"
+        f"notebooks/{name}.ipynb: its code, rnn_keras/, saved_models/, "
+        "experiments/results/long_range/ or tests/reference.py changed since its outputs were "
+        f"made: python notebooks/run.py {name}"
     )
 
 

@@ -1,0 +1,151 @@
+"""tf.distribute for the experiments: the run's strategy, who is chief, and training and
+evaluation under several replicas (`trainer`), which Keras 3.15's `fit` cannot do as it is.
+
+`common.py` builds on these; the experiments reach them as `common.strategy(args)`,
+`common.evaluate`, `common.predict`.
+"""
+
+import hashlib
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+_strategies = {}  # the run's strategy by name: one per process, as TensorFlow wants
+
+
+def strategy(args):
+    """The run's `tf.distribute` strategy, from `args.strategy` (made once per process).
+
+    "default": TensorFlow's default strategy (one device); "mirrored":
+    `MirroredStrategy()` over every local device; "multi-worker":
+    `MultiWorkerMirroredStrategy()`, whose cluster and task come from `$TF_CONFIG`.
+    """
+    import tensorflow as tf
+
+    name = getattr(args, "strategy", "default")
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {STRATEGIES}. Received: {name!r}")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name not in _strategies:
+        if _strategies:
+            raise ValueError(
+                f"strategy: one strategy per process. Received: {name!r} after "
+                f"{next(iter(_strategies))!r}"
+            )
+        make = {
+            "mirrored": tf.distribute.MirroredStrategy,
+            "multi-worker": tf.distribute.MultiWorkerMirroredStrategy,
+        }[name]
+        _strategies[name] = make()
+    return _strategies[name]
+
+
+def multi_worker(strategy):
+    """Whether `strategy` spans several processes (a MultiWorkerMirroredStrategy cluster)."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", [])) > 1
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's record: the only process, or in a cluster the
+    `chief` task, else worker 0 (TensorFlow's rule)."""
+    if not multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    if "chief" in resolver.cluster_spec().as_dict():
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def barrier(strategy):
+    """Returns once every worker of `strategy` has called it (one all-reduce)."""
+    import tensorflow as tf
+
+    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
+def weights_digest(model):
+    """sha256 of `model`'s weights, in order: equal digests, equal weights."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()
+
+
+def trainer(model):
+    """The model that `fit` and `evaluate` run for `model`: `model` itself, except under a
+    strategy of several replicas, where Keras 3.15 cannot train or evaluate it as it is.
+
+    Under a strategy of several replicas, Keras 3.15's `fit` and `evaluate`
+    first reduce a whole batch of data across the replicas (to learn its
+    shapes), which fails for string inputs, for replicas' slices of different
+    shapes and, under a MultiWorkerMirroredStrategy of several workers, for any
+    nested batch (keras-team/keras#20585); there they also reduce every step's
+    scalar logs along a batch axis that scalars lack. The trainer is a
+    functional view of `model` (its layers and weights) built outside the
+    strategy's scope, for which Keras skips that first reduction; its step logs
+    get a batch axis of 1 under a multi-worker strategy, and its logs are
+    averaged over the replicas (the compiled metrics are already the whole
+    batch's; the loss is each process's share's, averaged over the workers). It
+    is compiled as `model` is, with new optimizer and metric objects in the scope.
+    """
+    import keras
+    import keras.ops
+    import tensorflow as tf
+
+    strategy = model.distribute_strategy
+    if strategy.num_replicas_in_sync == 1:
+        return model
+    if tf.distribute.has_strategy():
+        raise RuntimeError(
+            "trainer: a model of several replicas trains outside its strategy's scope. "
+            "Expected: no strategy scope. Received: a call inside strategy.scope()"
+        )
+    batch_axis = multi_worker(strategy)  # Keras reduces these step logs along axis 0
+
+    def step_logs(logs):
+        return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()} if batch_axis else logs
+
+    class ReplicatedTrainer(keras.Model):
+        @property
+        def distribute_strategy(self):
+            return strategy
+
+        def train_step(self, data):
+            return step_logs(super().train_step(data))
+
+        def test_step(self, data):
+            return step_logs(super().test_step(data))
+
+        def get_metrics_result(self):  # in a step (replica context), and after an epoch
+            results = super().get_metrics_result()
+            values = list(results.values())
+            if tf.distribute.in_cross_replica_context():
+                values = [strategy.reduce("MEAN", value, axis=None) for value in values]
+            else:
+                values = tf.distribute.get_replica_context().all_reduce("MEAN", values)
+            return dict(zip(results, values, strict=True))
+
+    view = ReplicatedTrainer(model.input, model.output, name=f"{model.name}_trainer")
+    with strategy.scope():
+        view.compile_from_config(model.get_compile_config())
+    return view
+
+
+def evaluate(model, dataset):
+    """`model.evaluate(dataset)` (through `trainer(model)`): the loss and compiled metrics."""
+    return trainer(model).evaluate(dataset, verbose=0)
+
+
+def predict(model, dataset):
+    """`model.predict(dataset)`; under a strategy of several replicas, on one device of each
+    process, which predicts the whole of `dataset` (Keras 3.15 cannot distribute it: see
+    `trainer`)."""
+    import keras
+
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        model = keras.Model(model.input, model.output)  # outside the scope: one device
+    return model.predict(dataset, verbose=0)
