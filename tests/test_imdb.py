@@ -363,7 +363,7 @@ def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_p
         cwd=tmp_path,
     )
     assert served["count"] == 2000
-    assert served["accuracy"] >= 0.885, served  # 89.40% measured for the committed model
+    assert served["accuracy"] >= 0.90, served  # 90.75% measured for the committed model
 
 
 def test_bad_inputs_to_committed_model(tmp_path):
