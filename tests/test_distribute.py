@@ -243,7 +243,8 @@ def multi_worker_run(tmp_path_factory, tfds_data_dir):
 def test_a_killed_multi_worker_run_resumes_from_its_backup_and_finishes(multi_worker_run):
     run_dir, killed, resumed = multi_worker_run
     for before, after in zip(killed, resumed, strict=True):
-        assert "Epoch 1/2" in before and "Epoch 2/2" not in before
+        # Killed within moments of epoch 1's backup: epoch 2 may have begun, not finished.
+        assert "Epoch 1/2" in before and "weights after training" not in before
         assert "Epoch 2/2" in after and "Epoch 1/2" not in after  # resumed after epoch 1
         assert "ran out of data" not in before + after
     metrics = json.loads((run_dir / "metrics.json").read_text())
