@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import strategies  # noqa: E402
 
 common.quiet_tensorflow()
 
@@ -181,7 +182,7 @@ def train(argv):
 
     # Stateful: under a strategy of several replicas the layers refuse to build (the
     # states of the batch's rows cannot follow the rows to their replicas).
-    with common.strategy(args).scope():
+    with strategies.strategy(args).scope():
         backbone = rnn_keras.RecurrentBackbone(
             cell=args.cell,
             units=args.units,

@@ -10,13 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from strategies import (  # noqa: F401 (strategy, evaluate, predict: the experiments' API)
+from strategies import (
     STRATEGIES,
     barrier,
-    evaluate,
     is_chief,
     multi_worker,
-    predict,
     strategy,
     trainer,
     weights_digest,

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import imdb_unlabelled  # noqa: E402
+import strategies  # noqa: E402
 from imdb_data import (  # noqa: E402
     add_validation_flags,
     load_split,
@@ -184,7 +185,7 @@ def new_classifier(args, run_dir, vectorizer, val_texts, steps_per_epoch):
 
     import rnn_keras
 
-    with common.strategy(args).scope():
+    with strategies.strategy(args).scope():
         classifier = build_classifier(args, vectorizer.vocabulary_size())
     pretraining = None
     if args.pretrain_epochs:
@@ -192,7 +193,7 @@ def new_classifier(args, run_dir, vectorizer, val_texts, steps_per_epoch):
     lr = args.lr
     if args.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * steps_per_epoch)
-    with common.strategy(args).scope():
+    with strategies.strategy(args).scope():
         optimizer = (
             keras.optimizers.AdamW(
                 lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm
@@ -265,7 +266,7 @@ def train(argv):
     test_loss = test_accuracy = None
     if not args.skip_test:
         test_ds = token_dataset(vectorizer, test_texts, test_labels, args.batch_size)
-        test_loss, test_accuracy = common.evaluate(classifier, test_ds)
+        test_loss, test_accuracy = strategies.evaluate(classifier, test_ds)
         print(
             f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test_texts)} reviews)"
         )

@@ -1,8 +1,8 @@
 """tf.distribute for the experiments: the run's strategy, who is chief, and training and
 evaluation under several replicas (`trainer`), which Keras 3.15's `fit` cannot do as it is.
 
-`common.py` builds on these; the experiments reach them as `common.strategy(args)`,
-`common.evaluate`, `common.predict`.
+`common.py` builds on these (run folders, `fit`); the experiments call `strategy(args)`,
+`evaluate` and `predict` from here.
 """
 
 import hashlib

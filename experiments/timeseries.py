@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import strategies  # noqa: E402
 
 common.quiet_tensorflow()
 
@@ -285,7 +286,7 @@ def train(argv):
     train_rows = np.isin(table["year"], SPLIT_YEARS["train"])
     numeric = np.stack([table[name] for name in NUMERIC_COLUMNS], axis=1)
     complete = train_rows & ~np.isnan(numeric).any(axis=1)
-    with common.strategy(args).scope():
+    with strategies.strategy(args).scope():
         forecaster, preprocessor = build_forecaster(args, numeric[complete])
         # "mae" averages the last axis before it weighs: a (n, 24, 1) view weighs each hour alone.
         hours = keras.layers.Reshape((HORIZON, 1), name="hours")(forecaster.output)
@@ -303,7 +304,7 @@ def train(argv):
 
     def predict(model, split):
         batches = tf.data.Dataset.from_tensor_slices(windows[split][1]).batch(512)
-        return common.predict(model, batches).reshape(len(windows[split][0]), -1)
+        return strategies.predict(model, batches).reshape(len(windows[split][0]), -1)
 
     ridge = fit_ridge(predict(preprocessor, "train"), windows["train"][2], RIDGE_ALPHAS)
     val_features = predict(preprocessor, "validation")

@@ -149,7 +149,7 @@ response = {"replicas": strategy.num_replicas_in_sync}
 @pytest.mark.slow
 def test_timeseries_trains_under_mirrored_on_two_cpus(tmp_path, pm25_csv):
     """Its inputs hold strings, which Keras 3.15's fit cannot reduce across replicas: the
-    experiments train through `common.trainer`."""
+    experiments train through `strategies.trainer`."""
     argv = [
         str(REPO_ROOT / "experiments" / "timeseries.py"),
         *("--quick", "--strategy", "mirrored", "--out", str(tmp_path / "run")),
