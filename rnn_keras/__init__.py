@@ -10,17 +10,27 @@ from rnn_keras.models import (
     SequenceClassifier,
     SequenceRegressor,
     SplitDirections,
+    per_output_absolute_error,
     recurrent_layer,
 )
 from rnn_keras.monitoring import GradientNorm, GradientNormMonitor, rounded_binary_accuracy
 from rnn_keras.preprocessing import CyclicalEncoding, ImputeMissing
+from rnn_keras.preprocessors import (
+    FeatureWindowPreprocessor,
+    LanguageModelPreprocessor,
+    TextClassifierPreprocessor,
+)
 from rnn_keras.text import ReviewStandardizer
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "CELLS",
     "CyclicalEncoding",
+    "FeatureWindowPreprocessor",
+    "LanguageModelPreprocessor",
+    "TextClassifierPreprocessor",
+    "per_output_absolute_error",
     "GRU",
     "LAYERS",
     "LSTM",

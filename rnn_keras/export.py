@@ -1,82 +1,128 @@
-"""Task models exported as TensorFlow SavedModels that serve raw text with no code of ours.
+"""Tasks exported as TensorFlow SavedModels that serve raw inputs with no code of ours,
+and `.keras` files without optimizer state.
 
-Both functions write with `keras.export.ExportArchive`; the result loads with
-`tf.saved_model.load(path)` in a process that has neither rnn_keras nor Keras.
+`export_task(task, path)` is what `task.export(path)` calls for a task with a
+preprocessor; the SavedModel loads with `tf.saved_model.load(path)` in a
+process that has neither rnn_keras nor Keras. Its endpoints, by preprocessor:
+
+* `TextClassifierPreprocessor` (a `SequenceClassifier` or `SequenceRegressor`
+  on text): `serve(text: tf.string [None])` -> float32 `[None, outputs]`, or
+  `[None]` when the task has one output (a binary classifier's probability).
+* `FeatureWindowPreprocessor`: `serve(**windows)`, one named input
+  `[None, time]` per column (float32 numeric, int32 periodic, string
+  categorical, unused columns with their dtype) -> float32 `[None, outputs]`.
+* `LanguageModelPreprocessor` (a `LanguageModel`), on strings (invalid UTF-8
+  replaced):
+  - `generate(prompt: string [None], num_chars: int32 [], temperature: float32 [])`
+    -> string [None]: each prompt followed by `num_chars` generated tokens
+    (temperature 0: greedy; an empty prompt starts after the start token);
+  - `score(text: string [None])` -> `{"nats": float32 [None], "chars": int32 [None]}`:
+    the negative log-likelihood of each text's tokens 2..n given those
+    before, and n - 1;
+  - `initial_state(batch_size: int32 [])` -> float32 `[batch_size, S]`;
+  - `step(ids: int32 [None], state: float32 [None, S])` -> `{"logits", "state"}`;
+  - `vocabulary()` -> string `[V]`: the token of each id.
 """
 
 import keras
 
-__all__ = ["export_text_classifier", "export_text_generator"]
+__all__ = ["export_task", "save_model"]
 
 
-def export_text_classifier(text_model, path, endpoint="serve"):
-    """Exports a model of raw strings `(batch,)` -> one probability per string `(batch, 1)`.
+def export_task(task, path):
+    """Writes `task`'s serving SavedModel to `path` (see the module docstring)."""
+    from rnn_keras import preprocessors
 
-    The SavedModel's `endpoint` maps `tf.string [None]` to `float32 [None]`.
-    The model holds its own preprocessing (e.g. a `TextVectorization` in front
-    of a `SequenceClassifier`).
-    """
-    import tensorflow as tf
-
+    preprocessor = task.preprocessor
     archive = keras.export.ExportArchive()
-    archive.track(text_model)
-
-    def serve(text):
-        return tf.reshape(tf.cast(text_model(text, training=False), tf.float32), [-1])
-
-    archive.add_endpoint(
-        name=endpoint,
-        fn=serve,
-        input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")],
-    )
+    archive.track(task)
+    if isinstance(preprocessor, preprocessors.LanguageModelPreprocessor):
+        _add_generator_endpoints(archive, task, preprocessor)
+    elif isinstance(preprocessor, preprocessors.TextClassifierPreprocessor):
+        _add_text_endpoint(archive, task, preprocessor)
+    elif isinstance(preprocessor, preprocessors.FeatureWindowPreprocessor):
+        _add_window_endpoint(archive, task, preprocessor)
+    else:
+        raise ValueError(
+            f"export_task: no serving endpoints for a {type(task).__name__} with preprocessor "
+            f"{preprocessor!r}. Expected: a TextClassifierPreprocessor, FeatureWindowPreprocessor "
+            "or LanguageModelPreprocessor"
+        )
     archive.write_out(str(path), verbose=False)
 
 
-def export_text_generator(language_model, lookup, path, start_token="\n"):
-    """Exports a character-level `LanguageModel` with the endpoints of a text generator.
-
-    `lookup` is the `keras.layers.StringLookup` from characters to the model's
-    ids (id 0 out-of-vocabulary). Endpoints, all on strings of characters
-    (invalid UTF-8 replaced):
-
-    * `generate(prompt: string [None], num_chars: int32 [], temperature: float32 [])`
-      -> string [None]: each prompt followed by `num_chars` generated
-      characters (temperature 0: greedy). An empty prompt starts after
-      `start_token`, so generation starts at the beginning of a line.
-    * `score(text: string [None])` -> `{"nats": float32 [None], "chars": int32 [None]}`:
-      the negative log-likelihood of each text's characters 2..n given those
-      before, and n - 1.
-    * `initial_state(batch_size: int32 [])` -> float32 `[batch_size, S]`.
-    * `step(ids: int32 [None], state: float32 [None, S])` -> `{"logits", "state"}`.
-    * `vocabulary()` -> string `[V]`: the character of each id.
-    """
+def _outputs(task, x):
+    """The task's output as float32, `[batch]` for a task with one output."""
     import tensorflow as tf
 
-    vocabulary = tf.constant(lookup.get_vocabulary())
-    start_id = int(lookup(tf.constant(start_token)).numpy())
+    outputs = tf.cast(task(x, training=False), tf.float32)
+    return outputs[:, 0] if outputs.shape[-1] == 1 else outputs
 
-    def ids_of(text):
-        chars = tf.strings.unicode_split(text, "UTF-8", errors="replace")
-        ids = tf.cast(tf.ragged.map_flat_values(lookup, chars), tf.int32)
-        return ids.to_tensor(0), tf.cast(ids.row_lengths(), tf.int32)
+
+def _add_text_endpoint(archive, task, preprocessor):
+    import tensorflow as tf
+
+    archive.track(preprocessor)
+    archive.add_endpoint(
+        "serve",
+        lambda text: _outputs(task, preprocessor.token_ids(text)),
+        input_signature=[tf.TensorSpec([None], tf.string, name="text")],
+    )
+
+
+def _add_window_endpoint(archive, task, preprocessor):
+    import tensorflow as tf
+
+    import inspect
+
+    archive.track(preprocessor)
+    names = list(preprocessor.input_dtypes)
+
+    def serve(*columns):
+        return _outputs(task, preprocessor(dict(zip(names, columns, strict=True))))
+
+    # One named argument per column, so the endpoint is called as serve(pm25=..., hour=...).
+    serve.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
+    )
+
+    signature = [
+        tf.TensorSpec([None, None], dtype, name=name)
+        for name, dtype in preprocessor.input_dtypes.items()
+    ]
+    archive.add_endpoint("serve", serve, input_signature=signature)
+
+
+def _add_generator_endpoints(archive, language_model, preprocessor):
+    import tensorflow as tf
+
+    archive.track(preprocessor)
+    vocabulary = tf.constant(preprocessor.get_vocabulary())
+    start_id = preprocessor.start_id
 
     def generate(prompt, num_chars, temperature):
-        ids, lengths = ids_of(prompt)
-        new_ids = language_model.generate(ids, lengths, num_chars, temperature, start_id)
-        return prompt + tf.strings.reduce_join(tf.gather(vocabulary, new_ids), axis=1)
+        ids, lengths = preprocessor.tokenize(prompt)
+        new_ids = language_model.generate_ids(ids, lengths, num_chars, temperature, start_id)
+        joined = tf.strings.reduce_join(
+            tf.gather(vocabulary, new_ids), axis=1, separator=preprocessor.separator
+        )
+        if preprocessor.separator:  # words: one separator between prompt and continuation
+            joined = tf.where(
+                (tf.strings.length(prompt) > 0) & (num_chars > 0),
+                preprocessor.separator + joined,
+                joined,
+            )
+        return prompt + joined
 
     def score(text):
-        ids, lengths = ids_of(text)
-        nats, scored = language_model.score(ids, lengths)
+        ids, lengths = preprocessor.tokenize(text)
+        nats, scored = language_model.score_ids(ids, lengths)
         return {"nats": nats, "chars": scored}
 
     def step(ids, state):
         logits, state = language_model.step(ids, state)
         return {"logits": logits, "state": state}
 
-    archive = keras.export.ExportArchive()
-    archive.track(lookup)
-    archive.track(language_model)
     archive.add_endpoint(
         "generate",
         generate,
@@ -101,4 +147,18 @@ def export_text_generator(language_model, lookup, path, start_token="\n"):
         ],
     )
     archive.add_endpoint("vocabulary", lambda: vocabulary, input_signature=[])
-    archive.write_out(str(path), verbose=False)
+
+
+def save_model(model, path):
+    """`model.save(path)` without the optimizer: weights, config and preprocessing only.
+
+    What a shipped model needs: the loaded model predicts as it is; to train it
+    further, compile it again (`task.compile()` picks the task's defaults). An
+    Adam state would triple the file (first and second moments of every weight).
+    """
+    state = getattr(model, "compiled", False), getattr(model, "optimizer", None)
+    model.compiled, model.optimizer = False, None
+    try:
+        model.save(path)
+    finally:
+        model.compiled, model.optimizer = state

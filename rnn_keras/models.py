@@ -18,6 +18,7 @@ import keras
 from keras import ops
 
 from rnn_keras.layers import get_layer
+from rnn_keras.preprocessors import LanguageModelPreprocessor, _Preprocessor
 
 __all__ = [
     "recurrent_layer",
@@ -321,13 +322,23 @@ class RecurrentBackbone(keras.Model):
 
 
 class _Task(keras.Model):
-    """A functional model on a `RecurrentBackbone`: config = backbone (serialized) + head args.
+    """A functional model on a `RecurrentBackbone`, with an optional preprocessor.
 
-    A subclass lists its other constructor arguments in `config_keys`, each
-    stored as the attribute of that name.
+    Config = the backbone and the preprocessor (serialized) + the head's
+    arguments. A subclass lists its other constructor arguments in
+    `config_keys`, each stored as the attribute of that name.
+
+    With a `preprocessor`, `fit`, `evaluate` and `predict` also take raw
+    inputs (what the preprocessor reads: strings, or dicts of feature windows),
+    as lists, NumPy arrays or a `tf.data.Dataset` of `(x[, y[, sample_weight]])`
+    batches: the preprocessor is mapped over the batches in the input pipeline,
+    so the network (and a `tf.distribute` replica) only sees numbers. Inputs
+    that are already numbers go straight to the network. `export(path)` writes
+    a SavedModel that serves raw inputs (see each task).
     """
 
     backbone_cls = RecurrentBackbone
+    preprocessor_cls = None
     config_keys = ()
 
     def _check_backbone(self, backbone):
@@ -337,11 +348,133 @@ class _Task(keras.Model):
                 f"Received: backbone={backbone!r}"
             )
 
+    def _set_preprocessor(self, preprocessor):
+        if isinstance(preprocessor, dict):
+            preprocessor = keras.layers.deserialize(preprocessor)
+        if preprocessor is not None and not isinstance(preprocessor, self.preprocessor_cls):
+            raise ValueError(
+                f"{type(self).__name__}: `preprocessor` must be an rnn_keras."
+                f"{self.preprocessor_cls.__name__} or None. Received: preprocessor={preprocessor!r}"
+            )
+        self.preprocessor = preprocessor
+
+    # -- raw inputs --------------------------------------------------------------------------
+
+    def _is_raw(self, x):
+        """Whether `x` (data or a tf.data.Dataset) needs the preprocessor."""
+        import tensorflow as tf
+
+        if self.preprocessor is None:
+            return False
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            spec = spec[0] if isinstance(spec, tuple) else spec
+            return self.preprocessor.is_raw(spec)
+        return self.preprocessor.is_raw(x)
+
+    def _preprocessed(self, x, y=None, sample_weight=None, batch_size=None, shuffle=False):
+        """A tf.data of preprocessed batches from raw `x` (a dataset, or data with `y`)."""
+        import tensorflow as tf
+
+        preprocessor = self.preprocessor
+        if not isinstance(x, tf.data.Dataset):
+            columns = [_as_column(x)]
+            columns += [_as_column(v) for v in (y, sample_weight) if v is not None]
+            data = tuple(columns) if len(columns) > 1 else columns[0]
+            x = tf.data.Dataset.from_tensor_slices(data)
+            if shuffle:
+                x = x.shuffle(int(x.cardinality()), reshuffle_each_iteration=True)
+            x = x.batch(batch_size or 32)
+
+        def apply(*batch):
+            return preprocessor(*batch)
+
+        return x.map(apply, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def fit(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        validation_data = kwargs.get("validation_data")
+        if validation_data is not None:
+            kwargs["validation_data"] = self._raw_validation(validation_data, batch_size)
+        if self._is_raw(x):
+            x = self._preprocessed(x, y, sample_weight, batch_size, kwargs.pop("shuffle", True))
+            y = sample_weight = batch_size = None
+            kwargs["shuffle"] = False  # shuffled above, before batching
+        return super().fit(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+
+    def _raw_validation(self, data, batch_size):
+        import tensorflow as tf
+
+        if isinstance(data, tf.data.Dataset):
+            return self._preprocessed(data) if self._is_raw(data) else data
+        if isinstance(data, tuple | list) and data and self._is_raw(data[0]):
+            return self._preprocessed(*data, batch_size=batch_size)
+        return data
+
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        if self._is_raw(x):
+            x = self._preprocessed(x, y, sample_weight, batch_size)
+            y = sample_weight = batch_size = None
+        return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        if self._is_raw(x):
+            x = self._preprocessed(x, batch_size=batch_size)
+            batch_size = None
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
+    # -- compile defaults --------------------------------------------------------------------
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """`keras.Model.compile`, where "auto" picks the task's defaults.
+
+        optimizer "auto": Adam (learning rate 1e-3) with gradient clipping by
+        global norm 1.0; loss and metrics "auto": see the task (its
+        `default_loss()` and `default_metrics()`).
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(1e-3, global_clipnorm=1.0)
+        if loss == "auto":
+            loss = self.default_loss()
+        if metrics == "auto":
+            metrics = self.default_metrics()
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Compiles a loaded task as it was saved (Keras skips a custom `compile` otherwise)."""
+        from keras.saving import deserialize_keras_object
+
+        self.compile(**deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def default_loss(self):
+        raise NotImplementedError
+
+    def default_metrics(self):
+        return None
+
+    # -- export --------------------------------------------------------------------------------
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, **kwargs):
+        """Writes the serving SavedModel (with a preprocessor: raw inputs in; see the task).
+
+        Without a preprocessor, or with another `format`, this is `keras.Model.export`.
+        """
+        if self.preprocessor is None or format != "tf_saved_model" or kwargs:
+            return super().export(filepath, format=format, verbose=verbose, **kwargs)
+        from rnn_keras import export
+
+        return export.export_task(self, filepath)
+
+    # -- config ----------------------------------------------------------------------------------
+
     def get_config(self):
+        preprocessor = getattr(self, "preprocessor", None)
         return {
             "name": self.name,
             "trainable": self.trainable,
             "backbone": keras.layers.serialize(self.backbone),
+            "preprocessor": None if preprocessor is None else keras.layers.serialize(preprocessor),
             **{key: getattr(self, key) for key in self.config_keys},
         }
 
@@ -353,10 +486,34 @@ class _Task(keras.Model):
         return cls(**config)
 
 
-class _PooledTask(_Task):
-    """backbone -> pooling -> [Dropout] -> Dense: one vector of outputs per sequence."""
+def _as_column(values):
+    """Data for `tf.data.Dataset.from_tensor_slices`: strings as an object array."""
+    import numpy as np
 
-    def _build_head(self, backbone, units, activation, pooling, dropout, head_name, **kwargs):
+    if isinstance(values, dict):
+        return {key: _as_column(value) for key, value in values.items()}
+    if isinstance(values, list | tuple) and values and isinstance(values[0], str | bytes):
+        return np.asarray(values, dtype=object)
+    return np.asarray(values) if isinstance(values, list | tuple) else values
+
+
+class _PooledTask(_Task):
+    """backbone -> pooling -> [Dropout] -> Dense [-> Rescaling]: one vector per sequence."""
+
+    preprocessor_cls = _Preprocessor
+
+    def _build_head(
+        self,
+        backbone,
+        units,
+        activation,
+        pooling,
+        dropout,
+        head_name,
+        output_scale=1.0,
+        output_offset=0.0,
+        **kwargs,
+    ):
         self._check_backbone(backbone)
 
         # === Layers ===
@@ -366,6 +523,11 @@ class _PooledTask(_Task):
         )
         self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         self.output_dense = keras.layers.Dense(units, activation=activation, name=head_name)
+        self.output_rescaling = None
+        if (output_scale, output_offset) != (1.0, 0.0):
+            self.output_rescaling = keras.layers.Rescaling(
+                output_scale, offset=output_offset, name="output_rescaling"
+            )
 
         # === Functional model ===
         inputs = backbone.input
@@ -373,6 +535,8 @@ class _PooledTask(_Task):
         if dropout:
             x = self.output_dropout(x)
         outputs = self.output_dense(x)
+        if self.output_rescaling is not None:
+            outputs = self.output_rescaling(outputs)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
@@ -384,41 +548,126 @@ class _PooledTask(_Task):
 class SequenceClassifier(_PooledTask):
     """The guide's `SequenceClassifier`: a backbone, pooled, then a Dense to classes.
 
+    With a `TextClassifierPreprocessor`, it reads raw text:
+    `classifier.fit(texts, labels)`, `classifier.predict(["A moving film."])`,
+    and `classifier.export(path)` writes a SavedModel whose `serve` maps
+    `tf.string [batch]` to float32 `[batch, num_classes]` (`[batch]` when
+    `num_classes=1`): the output layer's values (probabilities with a
+    sigmoid or softmax `activation`, logits without).
+
     Args:
-        backbone: a `RecurrentBackbone`.
-        num_classes: width of the output layer.
+        backbone: a `RecurrentBackbone` (on token ids, to read text).
+        num_classes: width of the output layer (1 with `activation="sigmoid"`
+            for a binary classifier that outputs one probability).
         pooling: how the sequence becomes one vector: "last" (the final hidden
             state, as the guide; the state at the last real token), "mean" or
             "max" over the unmasked steps (see `MaskedGlobalPooling1D`).
         dropout: rate of `Dropout` before the output layer.
         activation: activation of the output layer; None gives logits.
+        preprocessor: a `TextClassifierPreprocessor`, or None (token ids in).
         **kwargs: `name`, `dtype`, `trainable`.
     """
 
     config_keys = ("num_classes", "pooling", "dropout", "activation")
 
     def __init__(
-        self, backbone, num_classes=2, pooling="last", dropout=0.0, activation=None, **kwargs
+        self,
+        backbone,
+        num_classes=2,
+        pooling="last",
+        dropout=0.0,
+        activation=None,
+        preprocessor=None,
+        **kwargs,
     ):
         self._build_head(backbone, num_classes, activation, pooling, dropout, "classes", **kwargs)
         self.num_classes = num_classes
         self.activation = activation
+        self._set_preprocessor(preprocessor)
+
+    def default_loss(self):
+        """Binary cross-entropy for one output, sparse categorical cross-entropy for several
+        (on logits when `activation` is None)."""
+        from_logits = self.activation is None
+        if self.num_classes == 1:
+            return keras.losses.BinaryCrossentropy(from_logits=from_logits)
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+
+    def default_metrics(self):
+        if self.num_classes == 1:
+            threshold = 0.0 if self.activation is None else 0.5
+            return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=threshold)]
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
 class SequenceRegressor(_PooledTask):
     """A backbone, pooled, then a linear Dense to `num_outputs` real values per sequence.
 
-    Takes `SequenceClassifier`'s `backbone`, `pooling`, `dropout` and `**kwargs`;
-    `num_outputs` is how many values each sequence predicts (e.g. 24 forecast
-    hours), with no output activation.
+    Takes `SequenceClassifier`'s `backbone`, `pooling`, `dropout` and
+    `**kwargs`; `num_outputs` is how many values each sequence predicts (e.g.
+    24 forecast hours), with no output activation. `output_scale` and
+    `output_offset` rescale the outputs (`scale * y + offset`), so the
+    network works in normalized units while the model predicts (and trains
+    on) targets in their own. With a `FeatureWindowPreprocessor` it reads
+    named raw windows, and `export(path)` writes a SavedModel whose `serve`
+    takes them as named `[batch, time]` inputs and returns float32
+    `[batch, num_outputs]`.
+
+    The default loss ("auto" in `compile`) is the absolute error of each
+    output on its own (`per_output_absolute_error`), so that a
+    `(batch, num_outputs)` sample weight (0 for a missing target) weighs each
+    output separately; the metric is the weighted mean absolute error "mae".
     """
 
-    config_keys = ("num_outputs", "pooling", "dropout")
+    config_keys = ("num_outputs", "pooling", "dropout", "output_scale", "output_offset")
 
-    def __init__(self, backbone, num_outputs=1, pooling="last", dropout=0.0, **kwargs):
-        self._build_head(backbone, num_outputs, None, pooling, dropout, "outputs", **kwargs)
+    def __init__(
+        self,
+        backbone,
+        num_outputs=1,
+        pooling="last",
+        dropout=0.0,
+        output_scale=1.0,
+        output_offset=0.0,
+        preprocessor=None,
+        **kwargs,
+    ):
+        output_scale, output_offset = float(output_scale), float(output_offset)
+        self._build_head(
+            backbone, num_outputs, None, pooling, dropout, "outputs", output_scale, output_offset,
+            **kwargs,
+        )  # fmt: skip
         self.num_outputs = num_outputs
+        self.output_scale = output_scale
+        self.output_offset = output_offset
+        self._set_preprocessor(preprocessor)
+
+    def default_loss(self):
+        return per_output_absolute_error
+
+    def default_metrics(self):
+        return []
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """`_Task.compile`; "auto" metrics are the weighted mean absolute error ("mae")."""
+        if metrics == "auto" and "weighted_metrics" not in kwargs:
+            kwargs["weighted_metrics"] = [
+                keras.metrics.MeanMetricWrapper(per_output_absolute_error, name="mae")
+            ]
+        super().compile(optimizer, loss, metrics, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+def per_output_absolute_error(y_true, y_pred):
+    """`|y_pred - y_true|` of each output, not averaged over the last axis.
+
+    Keras's "mae" averages the last axis before it applies sample weights; this
+    keeps `(batch, outputs)`, so a `(batch, outputs)` sample weight weighs each
+    output on its own (0 for a missing target), then Keras averages.
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    return ops.abs(y_pred - ops.cast(y_true, y_pred.dtype))
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
@@ -448,9 +697,10 @@ class LanguageModel(_Task):
         **kwargs: `name`, `dtype`, `trainable`.
     """
 
+    preprocessor_cls = LanguageModelPreprocessor
     config_keys = ("vocabulary_size", "dropout")
 
-    def __init__(self, backbone, vocabulary_size=None, dropout=0.0, **kwargs):
+    def __init__(self, backbone, vocabulary_size=None, dropout=0.0, preprocessor=None, **kwargs):
         self._check_backbone(backbone)
         if backbone.vocabulary_size is None:
             raise ValueError(
@@ -489,6 +739,101 @@ class LanguageModel(_Task):
         # === Config ===
         self.vocabulary_size = vocabulary_size
         self.dropout = dropout
+        self._set_preprocessor(preprocessor)
+
+    def default_loss(self):
+        """Sparse categorical cross-entropy on the logits (one per output)."""
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return [loss] * len(self.outputs) if len(self.outputs) > 1 else loss
+
+    # -- strings in, strings out -------------------------------------------------------------
+
+    def _require_preprocessor(self, method):
+        if self.preprocessor is None:
+            raise ValueError(
+                f"LanguageModel.{method} works on strings, so it needs a preprocessor. Expected: "
+                "LanguageModel(..., preprocessor=rnn_keras.LanguageModelPreprocessor(...)); "
+                f"on token ids, use {method}_ids. Received: preprocessor=None"
+            )
+
+    def generate(self, prompt, max_length=100, temperature=1.0, seed=None):
+        """Continues each prompt: a string gives a string, a list of strings a list.
+
+        Each result starts with its prompt and is `max_length` tokens long in
+        all (characters or words, the prompt included; a prompt at least that
+        long comes back as it is). `temperature` 0 picks the most likely token
+        (greedy); above 0 samples from the softmax of logits / temperature,
+        reproducibly for an integer `seed` (None: a seed drawn from
+        TensorFlow's global random state, which `keras.utils.set_random_seed` sets). An
+        empty prompt starts after the preprocessor's start token. Runs in one
+        compiled TensorFlow loop (batch of prompts at once).
+        """
+        import numpy as np
+        import tensorflow as tf
+
+        self._require_preprocessor("generate")
+        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 0:
+            raise ValueError(
+                "LanguageModel.generate: `max_length` must be a non-negative integer. "
+                f"Received: max_length={max_length!r}"
+            )
+        if not temperature >= 0:
+            raise ValueError(
+                "LanguageModel.generate: `temperature` must be >= 0 (0 is greedy). "
+                f"Received: temperature={temperature!r}"
+            )
+        single = isinstance(prompt, str | bytes)
+        prompts = [prompt] if single else list(prompt)
+        prompts = [p.decode("utf-8", "replace") if isinstance(p, bytes) else p for p in prompts]
+        if not prompts:
+            return []
+        ids, lengths = self.preprocessor.tokenize(tf.constant(prompts))
+        lengths = lengths.numpy()
+        num_steps = max(0, max_length - int(lengths.min()))
+        if not hasattr(self, "_generate_function"):
+            signature = [
+                tf.TensorSpec([None, None], tf.int32),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([], tf.float32),
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([2], tf.int32),
+            ]
+            self._generate_function = tf.function(self.generate_ids, input_signature=signature)
+        if seed is None:  # a fresh draw, from TensorFlow's global random state
+            seed = int(tf.random.uniform([], 0, 2**31 - 1, tf.int32))
+        new_ids = self._generate_function(
+            ids,
+            tf.constant(lengths),
+            tf.constant(num_steps, tf.int32),
+            tf.constant(float(temperature), tf.float32),
+            self.preprocessor.start_id,
+            tf.constant([int(seed), 0], tf.int32),
+        ).numpy()
+        separator = self.preprocessor.separator
+        results = []
+        for text, length, row in zip(prompts, lengths, new_ids, strict=True):
+            keep = max(0, max_length - int(length))
+            continuation = self.preprocessor.detokenize(row[None, :keep]).numpy()[0].decode()
+            joiner = separator if text and continuation else ""
+            results.append(text + joiner + continuation)
+        return results[0] if single else np.array(results, dtype=object).tolist()
+
+    def score(self, texts):
+        """Nats per token of each text, read after the start token: a float for a string,
+        a NumPy array for a list (NaN for an empty text)."""
+        import numpy as np
+        import tensorflow as tf
+
+        self._require_preprocessor("score")
+        single = isinstance(texts, str | bytes)
+        batch = [texts] if single else list(texts)
+        ids, lengths = self.preprocessor.tokenize(tf.constant(batch))
+        start = tf.fill([len(batch), 1], self.preprocessor.start_id)
+        nats, scored = self.score_ids(tf.concat([start, ids], axis=1), lengths + 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_token = nats.numpy() / scored.numpy()
+        return float(per_token[0]) if single else per_token
 
     # -- training data -----------------------------------------------------------------------
 
@@ -632,7 +977,7 @@ class LanguageModel(_Task):
         )
         return state, nats
 
-    def score(self, ids, lengths):
+    def score_ids(self, ids, lengths):
         """Nats of each row's tokens 1..n-1 given the ones before: `(nats, scored)`, each (batch,).
 
         `ids` is `(batch, time)` int32, each row's first `lengths` ids real. Token
@@ -647,13 +992,15 @@ class LanguageModel(_Task):
         )
         return nats, scored
 
-    def generate(self, prompt_ids, lengths, num_steps, temperature, start_id):
+    def generate_ids(self, prompt_ids, lengths, num_steps, temperature, start_id, seed=None):
         """Continues each prompt by `num_steps` sampled ids, in-graph: `(batch, num_steps)` int32.
 
         `prompt_ids` is `(batch, time)` with `lengths` real ids per row; an empty
         prompt starts from `start_id` as the last token read. `temperature` 0
         picks the most likely id (greedy); above 0 samples from the softmax of
-        logits / temperature. Id 0 (padding or out-of-vocabulary) is never produced.
+        logits / temperature, with `tf.random.stateless_categorical` when `seed`
+        (int32 `[2]`) is given, else with TensorFlow's global random state.
+        Id 0 (padding or out-of-vocabulary) is never produced.
         """
         import tensorflow as tf
 
@@ -681,7 +1028,12 @@ class LanguageModel(_Task):
             logits += never_zero
             greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
             scaled = logits / tf.maximum(temperature, 1e-6)
-            sampled = tf.cast(tf.random.categorical(scaled, 1)[:, 0], tf.int32)
+            if seed is None:
+                sampled = tf.random.categorical(scaled, 1)
+            else:
+                step_seed = tf.random.experimental.stateless_fold_in(seed, i)
+                sampled = tf.random.stateless_categorical(scaled, 1, step_seed)
+            sampled = tf.cast(sampled[:, 0], tf.int32)
             following = tf.where(temperature > 0, sampled, greedy)
             return i + 1, following, state, generated.write(i, following)
 

@@ -151,7 +151,7 @@ def test_language_model_step_score_and_generate_agree():
     model = rnn_keras.LanguageModel(backbone)
     ids = tf.constant([[3, 4, 5, 6, 2], [7, 8, 0, 0, 0]], tf.int32)
     lengths = tf.constant([5, 2], tf.int32)
-    nats, scored = model.score(ids, lengths)
+    nats, scored = model.score_ids(ids, lengths)
     np.testing.assert_array_equal(scored, [4, 1])
     # score == the model's own per-token loss over the real tokens
     logits = model(ids[:, :-1])
@@ -159,7 +159,7 @@ def test_language_model_step_score_and_generate_agree():
     real = tf.sequence_mask(lengths - 1, 4)
     np.testing.assert_allclose(nats, tf.reduce_sum(tf.where(real, nll, 0.0), 1), rtol=1e-5)
     # greedy generate == a loop of step from the state after the prompt
-    generated = model.generate(ids[:1], lengths[:1], tf.constant(6), tf.constant(0.0), 1)
+    generated = model.generate_ids(ids[:1], lengths[:1], tf.constant(6), tf.constant(0.0), 1)
     state = model.initial_state(1)
     for token in [3, 4, 5, 6]:
         _, state = model.step(tf.constant([token]), state)
