@@ -71,9 +71,9 @@ def _add_text_endpoint(archive, task, preprocessor):
 
 
 def _add_window_endpoint(archive, task, preprocessor):
-    import tensorflow as tf
-
     import inspect
+
+    import tensorflow as tf
 
     archive.track(preprocessor)
     names = list(preprocessor.input_dtypes)
