@@ -33,9 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-import strategies  # noqa: E402
+from rnn_keras import training  # noqa: E402
 
-common.quiet_tensorflow()
 
 DEFAULTS = {
     "cell": "lstm",
@@ -182,7 +181,7 @@ def train(argv):
 
     # Stateful: under a strategy of several replicas the layers refuse to build (the
     # states of the batch's rows cannot follow the rows to their replicas).
-    with strategies.strategy(args).scope():
+    with common.strategy(args).scope():
         backbone = rnn_keras.RecurrentBackbone(
             cell=args.cell,
             units=args.units,
@@ -223,11 +222,11 @@ def train(argv):
         update_freq=1,
     )
 
-    common.atomic_replace(
+    training.atomic_replace(
         lambda tmp: rnn_keras.export.export_text_generator(model, lookup, tmp),
         export_dir / "char_rnn",
     )
-    common.atomic_replace(lambda tmp: model.save(tmp), export_dir / "char_rnn.keras")
+    training.atomic_replace(lambda tmp: model.save(tmp), export_dir / "char_rnn.keras")
 
     # Final figures through the exported model: each split scored as one stream.
     served = tf.saved_model.load(str(export_dir / "char_rnn"))
@@ -254,7 +253,7 @@ def train(argv):
         "".join(f"=== temperature {t} ===\n{s}\n\n" for t, s in samples.items())
     )
 
-    history_dict = common.history_dict(history)
+    history_dict = training.history_dict(history)
     metrics = {
         "validation": figures["validation"],
         "test": figures["test"],
@@ -266,11 +265,11 @@ def train(argv):
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(model.count_params()),
         "vocabulary_size": int(lookup.vocabulary_size()),
-        "machine": common.machine_info(),
+        "machine": training.machine_info(),
         "samples": {str(t): s for t, s in samples.items()},
     }
-    common.write_json(run_dir / "metrics.json", metrics)
-    common.plot_history(
+    training.write_json(run_dir / "metrics.json", metrics)
+    training.plot_history(
         history_dict,
         run_dir / "learning_curve.png",
         ["loss"],

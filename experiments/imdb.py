@@ -25,17 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-import imdb_unlabelled  # noqa: E402
-import strategies  # noqa: E402
-from imdb_data import (  # noqa: E402
-    add_validation_flags,
-    load_split,
-    make_vectorizer,
-    token_dataset,
-    validation_split,
-)
-
-common.quiet_tensorflow()
 
 # The default configuration: the one whose figures saved_models/README.md reports.
 DEFAULTS = {
@@ -83,6 +72,9 @@ QUICK = {
     "pretrain_vocabulary": 500,
     "pseudo_label_reviews": 300,
 }
+# The n-gram teacher's --quick values (its other arguments: rnn_keras.recipes' defaults, the
+# baseline's).
+TEACHER_QUICK = {"max_tokens": 5000, "epochs": 2}
 SERVE_SIGNATURE_NAME = "serve"
 BACKBONE_ARGS = ("cell", "units", "bidirectional", "embedding_dim", "dropout", "recurrent_dropout")
 
@@ -128,7 +120,7 @@ def parse_train_args(argv):
     )
     common.add_flags(parser, DEFAULTS, HELP, CHOICES)
     common.add_run_flags(parser, "imdb", "imdb/ and imdb.keras", strategy=True)
-    add_validation_flags(parser)
+    common.add_validation_flags(parser)
     parser.add_argument(
         "--skip-test",
         action="store_true",
@@ -144,56 +136,43 @@ def parse_train_args(argv):
     return args
 
 
-# --- model ------------------------------------------------------------------------------------
-
-
-def build_classifier(args, vocabulary_size):
-    import rnn_keras
-
-    backbone = rnn_keras.RecurrentBackbone(
-        **{key: getattr(args, key) for key in BACKBONE_ARGS},
-        num_layers=args.layers,
-        vocabulary_size=vocabulary_size,
-    )
-    return rnn_keras.SequenceClassifier(
-        backbone, 1, args.pooling, args.dropout, "sigmoid", name="sentiment_classifier"
-    )
-
-
-def text_model(vectorizer, classifier):
-    """Raw strings (batch,) -> probability positive (batch, 1): vectorizer + classifier."""
-    import keras
-
-    text = keras.Input(shape=(), dtype="string", name="text")
-    return keras.Model(text, classifier(vectorizer(text)), name="imdb_sentiment")
-
-
 # --- commands ---------------------------------------------------------------------------------
 
 
-def new_classifier(args, run_dir, vectorizer, val_texts, steps_per_epoch):
-    """A compiled classifier, with the language model's weights when pretraining is on.
+def new_classifier(args, preprocessor):
+    """A `SequenceClassifier` that reads raw text, built in the run's strategy scope."""
+    import rnn_keras
 
-    With `--lr-schedule cosine` the learning rate decays from `--lr` to 0 over
-    `--epochs` epochs of `steps_per_epoch` steps.
+    with common.strategy(args).scope():
+        backbone = rnn_keras.RecurrentBackbone(
+            **{key: getattr(args, key) for key in BACKBONE_ARGS},
+            num_layers=args.layers,
+            vocabulary_size=preprocessor.vocabulary_size(),
+        )
+        classifier = rnn_keras.SequenceClassifier(
+            backbone,
+            1,
+            args.pooling,
+            args.dropout,
+            "sigmoid",
+            preprocessor=preprocessor,
+            name="sentiment_classifier",
+        )
+    return classifier
 
-    Returns (classifier, pretraining record or None). Pretraining runs once per
-    run folder; a second call (self-training's student) reuses its weights. The
-    classifier is built and compiled in the scope of the run's strategy.
-    """
+
+def compile_classifier(args, classifier, steps_per_epoch):
+    """Adam (AdamW with --weight-decay), clipped by global norm; with `--lr-schedule cosine`
+    the learning rate decays from `--lr` to 0 over `--epochs` epochs of `steps_per_epoch`
+    steps. Soft pseudo-labels count as the class they lean to."""
     import keras
 
     import rnn_keras
 
-    with strategies.strategy(args).scope():
-        classifier = build_classifier(args, vectorizer.vocabulary_size())
-    pretraining = None
-    if args.pretrain_epochs:
-        pretraining = imdb_unlabelled.pretrain(args, run_dir, vectorizer, val_texts, classifier)
     lr = args.lr
     if args.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * steps_per_epoch)
-    with strategies.strategy(args).scope():
+    with common.strategy(args).scope():
         optimizer = (
             keras.optimizers.AdamW(
                 lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm
@@ -209,19 +188,83 @@ def new_classifier(args, run_dir, vectorizer, val_texts, steps_per_epoch):
             ],
             jit_compile=False,  # XLA makes the recurrent loop slower on this CPU (measured)
         )
-    return classifier, pretraining
+    return classifier
 
 
-def fit_classifier(args, run_dir, classifier, train_ds, val_ds, phase=""):
-    """Early stopping on validation accuracy; `phase` names the backup and TensorBoard folders."""
-    return common.fit(classifier, args, run_dir, train_ds, val_ds, "val_accuracy", "max", phase)
+def self_training_data(args, run_dir, preprocessor, labelled, validation, batches, fit):
+    """(the student's texts and labels, the record): a teacher (`--teacher`) labels the
+    unlabelled reviews it is confident about and `--distill-variants` variants of every
+    student review (rnn_keras.recipes)."""
+    import numpy as np
+
+    from rnn_keras import recipes, text
+    from rnn_keras.imdb_reviews import load_split
+    from rnn_keras.training import saved_step
+
+    if args.teacher == "rnn":
+        teacher = compile_classifier(args, new_classifier(args, preprocessor), len(batches))
+        weights = str(run_dir / "teacher.weights.h5")
+
+        def train_teacher():
+            return recipes.training_record("rnn", *fit(teacher, "_teacher"))
+
+        save, load = (
+            (lambda: teacher.save_weights(weights)),
+            (lambda: teacher.load_weights(weights)),
+        )
+        record = saved_step(run_dir, "teacher", load, train_teacher, save)
+
+        def score(texts):
+            return text.score_texts(teacher, preprocessor.tokenizer, texts, args.batch_size)
+
+    else:
+        quick = TEACHER_QUICK if args.quick else {}
+        teacher, record = recipes.ngram_teacher(
+            labelled,
+            validation,
+            run_dir=run_dir,
+            features={"ngrams": "tf_idf", "nb-ngrams": "nb"}[args.teacher],
+            seed=args.seed,
+            verbose=2 if args.quick else "auto",
+            **quick,
+        )
+
+        def score(texts):
+            data = recipes.text_batches(texts, np.zeros(len(texts)), 1024)
+            return teacher.predict(data, verbose=0)[:, 0]
+
+    unlabelled, _ = load_split(args.data_dir, "unsupervised", args.pseudo_label_reviews)
+    texts, labels, labelling = recipes.pseudo_labels(
+        score,
+        unlabelled,
+        confidence=args.pseudo_label_confidence,
+        soft=args.pseudo_labels == "soft",
+        run_dir=run_dir,
+    )
+    texts, labels = np.concatenate([labelled[0], texts]), np.concatenate([labelled[1], labels])
+    variant_record = None
+    if args.distill_variants:
+        variants, variant_labels, variant_record = recipes.labelled_variants(
+            score, texts, copies=args.distill_variants, seed=args.seed, run_dir=run_dir
+        )
+        texts = np.concatenate([texts, variants])
+        labels = np.concatenate([labels, variant_labels])
+    return (texts, labels), {
+        "teacher": record,
+        "pseudo_labels": labelling,
+        "variants": variant_record,
+    }
 
 
 def train(argv):
     args = parse_train_args(argv)
     import keras
+    import numpy as np
 
     import rnn_keras
+    from rnn_keras import distribute, recipes, training
+    from rnn_keras.imdb_reviews import load_split, validation_split
+    from rnn_keras.text import length_bucketed_batches
 
     run_dir, export_dir = common.start_run(args, "imdb")
     keras.utils.set_random_seed(args.seed)
@@ -229,88 +272,109 @@ def train(argv):
     started = time.time()
     train_texts, train_labels = load_split(args.data_dir, "train", args.train_examples)
     test_texts, test_labels = load_split(args.data_dir, "test", args.test_examples)
-    (fit_texts, fit_labels), (val_texts, val_labels), validation = validation_split(
+    labelled, validation, how = validation_split(
         train_texts, train_labels, args.val_fraction, args.seed, args.validation, args.movie_map
     )
     print(
-        f"reviews: train {len(fit_texts)}, validation {len(val_texts)} (held out by "
-        f"{validation['by']}), test {len(test_texts)}"
+        f"reviews: train {len(labelled[0])}, validation {len(validation[0])} (held out by "
+        f"{how['by']}), test {len(test_texts)}"
     )
 
-    vectorizer = make_vectorizer(fit_texts, args.max_tokens, args.max_length)
-    train_ds = token_dataset(vectorizer, fit_texts, fit_labels, args.batch_size, args.seed)
-    val_ds = token_dataset(vectorizer, val_texts, val_labels, args.batch_size)
+    preprocessor = rnn_keras.TextClassifierPreprocessor(
+        max_tokens=args.max_tokens, sequence_length=args.max_length
+    )
+    preprocessor.adapt(labelled[0])
+
+    def batches(data, seed=None):  # token ids grouped by length: short reviews run few steps
+        return length_bucketed_batches(
+            preprocessor.tokenizer, *data, args.batch_size, shuffle_seed=seed
+        )
+
+    train_ds, val_ds = batches(labelled, args.seed), batches(validation)
+
+    def fit(model, phase=""):
+        return common.fit(model, args, run_dir, train_ds, val_ds, "val_accuracy", "max", phase)
 
     self_training, extra_seconds = None, 0.0
     if args.pseudo_label_confidence:
-        train_ds, self_training = imdb_unlabelled.pseudo_labelled_data(
-            args,
-            run_dir,
-            vectorizer,
-            (fit_texts, fit_labels),
-            (val_texts, val_labels),
-            lambda: new_classifier(args, run_dir, vectorizer, val_texts, len(train_ds))[0],
-            lambda model, phase: fit_classifier(args, run_dir, model, train_ds, val_ds, phase),
+        student_data, self_training = self_training_data(
+            args, run_dir, preprocessor, labelled, validation, train_ds, fit
         )
+        train_ds = batches(student_data, args.seed)
         extra_seconds = sum(
             (self_training[step] or {}).get("seconds", 0.0)
             for step in ("teacher", "pseudo_labels", "variants")
         )
         keras.utils.set_random_seed(args.seed + 1)  # the student's start, also on resume
-    classifier, pretraining = new_classifier(args, run_dir, vectorizer, val_texts, len(train_ds))
+    classifier = new_classifier(args, preprocessor)
+    pretraining = None
+    if args.pretrain_epochs:
+        texts, _ = load_split(args.data_dir, "unsupervised", args.pretrain_reviews)
+        print(f"pretraining: language model on {len(texts)} unlabelled reviews")
+        pretraining = recipes.pretrain_language_model(
+            classifier.backbone,
+            batches((texts, np.zeros(len(texts), "float32")), args.seed),
+            batches((validation[0], np.zeros(len(validation[0]), "float32"))),
+            vocabulary_size=args.pretrain_vocabulary,
+            run_dir=run_dir,
+            epochs=args.pretrain_epochs,
+            learning_rate=args.lr,
+            clipnorm=args.clipnorm,
+            patience=args.patience,
+            verbose=2 if args.quick else "auto",
+        )
+        pretraining["reviews"] = len(texts)
+    compile_classifier(args, classifier, len(train_ds))
     classifier.summary(print_fn=lambda line, **_: print(line))
-    history, train_seconds = fit_classifier(
-        args, run_dir, classifier, train_ds, val_ds, "_student" if self_training else ""
-    )
+    history, train_seconds = fit(classifier, "_student" if self_training else "")
     pretrain_seconds = pretraining["seconds"] if pretraining else 0.0
     test_loss = test_accuracy = None
     if not args.skip_test:
-        test_ds = token_dataset(vectorizer, test_texts, test_labels, args.batch_size)
-        test_loss, test_accuracy = strategies.evaluate(classifier, test_ds)
+        test_loss, test_accuracy = distribute.evaluate(
+            classifier, batches((test_texts, test_labels))
+        )
         print(
             f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test_texts)} reviews)"
         )
     total_train_seconds = pretrain_seconds + extra_seconds + train_seconds
+    best_val = max(history.history["val_accuracy"])
     print(
         f"training {total_train_seconds / 60:.1f} min (pretraining {pretrain_seconds / 60:.1f}, "
         f"teacher and pseudo-labelling {extra_seconds / 60:.1f}, classifier "
-        f"{train_seconds / 60:.1f}); best validation accuracy "
-        f"{max(history.history['val_accuracy']):.4f}"
+        f"{train_seconds / 60:.1f}); best validation accuracy {best_val:.4f}"
     )
 
-    model = text_model(vectorizer, classifier)
-    common.atomic_replace(
-        lambda tmp: rnn_keras.export.export_text_classifier(model, tmp, SERVE_SIGNATURE_NAME),
-        export_dir / "imdb",
+    training.atomic_replace(classifier.export, export_dir / "imdb")
+    training.atomic_replace(
+        lambda tmp: rnn_keras.export.save_model(classifier, tmp), export_dir / "imdb.keras"
     )
-    common.atomic_replace(lambda tmp: model.save(tmp), export_dir / "imdb.keras")
 
     metrics = {
         "test_accuracy": None if test_accuracy is None else float(test_accuracy),
         "test_loss": None if test_loss is None else float(test_loss),
         "test_reviews": None if args.skip_test else len(test_texts),
-        "train_reviews": len(fit_texts),
-        "validation_reviews": len(val_texts),
-        "validation": validation,
-        "best_val_accuracy": float(max(history.history["val_accuracy"])),
+        "train_reviews": len(labelled[0]),
+        "validation_reviews": len(validation[0]),
+        "validation": how,
+        "best_val_accuracy": float(best_val),
         "epochs_run": len(history.history["loss"]),
-        "history": common.history_dict(history),
+        "history": training.history_dict(history),
         "train_seconds": round(total_train_seconds, 1),
         "classifier_train_seconds": round(train_seconds, 1),
         "pretraining": pretraining,
         "self_training": self_training,
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(classifier.count_params()),
-        "machine": common.machine_info(),
+        "machine": training.machine_info(),
         "exported_to": str(export_dir),
         "tensorflow_dataset": "imdb_reviews/plain_text (tensorflow-datasets)",
     }
-    common.write_json(run_dir / "metrics.json", metrics)
-    common.plot_history(
+    training.write_json(run_dir / "metrics.json", metrics)
+    training.plot_history(
         history.history,
         run_dir / "learning_curve.png",
         ["loss", "accuracy"],
-        f"IMDB {args.cell}: best validation accuracy {max(history.history['val_accuracy']):.4f}",
+        f"IMDB {args.cell}: best validation accuracy {best_val:.4f}",
     )
     common.report_run(run_dir, export_dir / "imdb", export_dir / "imdb.keras")
     return metrics

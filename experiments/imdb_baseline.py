@@ -18,9 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from imdb_data import add_validation_flags, load_split, validation_split  # noqa: E402
-
-common.quiet_tensorflow()
 
 DEFAULTS = {
     "max_tokens": 100_000,
@@ -36,6 +33,7 @@ DEFAULTS = {
     "test_examples": None,
 }
 QUICK = {"train_examples": 400, "test_examples": 200, "max_tokens": 5000, "epochs": 2}
+RECIPE_ARGS = ("features", "max_tokens", "ngrams", "epochs", "batch_size", "patience", "seed")
 HELP = {
     "max_tokens": "vocabulary of words and n-grams (the most frequent)",
     "ngrams": "n-grams up to this length",
@@ -54,91 +52,17 @@ def parse_args(argv):
     )
     common.add_flags(parser, DEFAULTS, HELP, {"features": ["tf_idf", "nb"]})
     common.add_run_flags(parser, "imdb_baseline", exports=None)
-    add_validation_flags(parser)
+    common.add_validation_flags(parser)
     parser.add_argument("--skip-test", action="store_true", help="do not read the test split")
     return common.parse_args(parser, argv, QUICK)
-
-
-def ngram_classifier(texts, max_tokens, ngrams, labels=None):
-    """Raw strings (batch,) -> probability positive (batch, 1): a logistic regression on n-grams.
-
-    Without `labels`: tf-idf features (the baseline). With the training `labels`:
-    NBSVM-style features (Wang & Manning 2012), each n-gram's presence (0/1) times
-    its naive-Bayes log-count ratio log((p_i / |p|) / (q_i / |q|)), p and q its
-    counts in positive and negative reviews plus one.
-    """
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    import rnn_keras.text
-
-    vectorizer = keras.layers.TextVectorization(
-        max_tokens=max_tokens,
-        standardize=rnn_keras.text.ReviewStandardizer(),
-        ngrams=ngrams,
-        output_mode="tf_idf" if labels is None else "multi_hot",
-        name="ngrams",
-    )
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
-    text = keras.Input(shape=(), dtype="string", name="text")
-    features = vectorizer(text)
-    if labels is not None:
-        counts = np.ones((2, vectorizer.vocabulary_size()))
-        for batch, batch_labels in batches(texts, labels, 1024):
-            present = vectorizer(batch).numpy()
-            for label in (0, 1):
-                counts[label] += present[batch_labels.numpy() == label].sum(axis=0)
-        ratio = np.log(counts[1] / counts[1].sum()) - np.log(counts[0] / counts[0].sum())
-        features = keras.ops.multiply(features, ratio.astype("float32"))
-    probability = keras.layers.Dense(1, activation="sigmoid", name="logistic")(features)
-    return keras.Model(text, probability, name="ngram_baseline")
-
-
-def batches(texts, labels, batch_size, seed=None):
-    """tf.data of (raw text, label) batches; reshuffled every epoch with `seed`."""
-    import tensorflow as tf
-
-    data = tf.data.Dataset.from_tensor_slices((texts, labels))
-    if seed is not None:
-        data = data.shuffle(len(texts), seed=seed)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def fit_baseline(args, run_dir, fit_data, val_data, phase=""):
-    """(model, History, seconds): the baseline trained on `fit_data` = (texts, labels),
-    early-stopped on `val_data`'s accuracy. `args` holds DEFAULTS' keys and `quick`."""
-    import keras
-
-    model = ngram_classifier(
-        fit_data[0], args.max_tokens, args.ngrams, fit_data[1] if args.features == "nb" else None
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.lr),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
-    )
-    history, seconds = common.fit(
-        model,
-        args,
-        run_dir,
-        batches(*fit_data, args.batch_size, args.seed),
-        batches(*val_data, args.batch_size),
-        "val_accuracy",
-        "max",
-        phase,
-    )
-    return model, history, seconds
-
-
-def default_args(quick=False):
-    """The baseline's default arguments (with --quick's), as parse_args would give them."""
-    return argparse.Namespace(**{**DEFAULTS, **(QUICK if quick else {}), "quick": quick})
 
 
 def main(argv=None):
     args = parse_args(argv)
     import keras
+
+    from rnn_keras import recipes, training
+    from rnn_keras.imdb_reviews import load_split, validation_split
 
     run_dir, _ = common.start_run(args, "imdb_baseline")
     keras.utils.set_random_seed(args.seed)
@@ -147,13 +71,20 @@ def main(argv=None):
     (fit_texts, fit_labels), val_data, validation = validation_split(
         texts, labels, args.val_fraction, args.seed, args.validation, args.movie_map
     )
-    model, history, seconds = fit_baseline(args, run_dir, (fit_texts, fit_labels), val_data)
+    model, history, seconds = recipes.train_ngram_classifier(
+        (fit_texts, fit_labels),
+        val_data,
+        run_dir=run_dir,
+        **{key: getattr(args, key) for key in RECIPE_ARGS},
+        learning_rate=args.lr,
+        verbose=2 if args.quick else "auto",
+    )
     best_val = max(history.history["val_accuracy"])
     test_accuracy = None
     if not args.skip_test:
         test_texts, test_labels = load_split(args.data_dir, "test", args.test_examples)
         _, test_accuracy = model.evaluate(
-            batches(test_texts, test_labels, args.batch_size), verbose=0
+            recipes.text_batches(test_texts, test_labels, args.batch_size), verbose=0
         )
         print(f"test accuracy {test_accuracy:.4f} ({len(test_texts)} reviews)")
     print(f"training {seconds:.1f} s; best validation accuracy {best_val:.4f}")
@@ -165,13 +96,13 @@ def main(argv=None):
         "validation": validation,
         "best_val_accuracy": float(best_val),
         "epochs_run": len(history.history["loss"]),
-        "history": common.history_dict(history),
+        "history": training.history_dict(history),
         "train_seconds": round(seconds, 1),
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(model.count_params()),
-        "machine": common.machine_info(),
+        "machine": training.machine_info(),
     }
-    common.write_json(run_dir / "metrics.json", metrics)
+    training.write_json(run_dir / "metrics.json", metrics)
     print(f"run folder: {run_dir}")
     return metrics
 

@@ -21,9 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-import strategies  # noqa: E402
+from rnn_keras import distribute, training  # noqa: E402
 
-common.quiet_tensorflow()
 
 DATA_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00381/"
 DATA_FILE = "PRSA_data_2010.1.1-2014.12.31.csv"
@@ -286,7 +285,7 @@ def train(argv):
     train_rows = np.isin(table["year"], SPLIT_YEARS["train"])
     numeric = np.stack([table[name] for name in NUMERIC_COLUMNS], axis=1)
     complete = train_rows & ~np.isnan(numeric).any(axis=1)
-    with strategies.strategy(args).scope():
+    with common.strategy(args).scope():
         forecaster, preprocessor = build_forecaster(args, numeric[complete])
         # "mae" averages the last axis before it weighs: a (n, 24, 1) view weighs each hour alone.
         hours = keras.layers.Reshape((HORIZON, 1), name="hours")(forecaster.output)
@@ -304,7 +303,7 @@ def train(argv):
 
     def predict(model, split):
         batches = tf.data.Dataset.from_tensor_slices(windows[split][1]).batch(512)
-        return strategies.predict(model, batches).reshape(len(windows[split][0]), -1)
+        return distribute.predict(model, batches).reshape(len(windows[split][0]), -1)
 
     ridge = fit_ridge(predict(preprocessor, "train"), windows["train"][2], RIDGE_ALPHAS)
     val_features = predict(preprocessor, "validation")
@@ -326,8 +325,8 @@ def train(argv):
         }
         targets = windows[split][2]
         figures[split] = {m: horizon_errors(f, targets) for m, f in predicted[split].items()}
-    common.atomic_replace(lambda tmp: export_saved_model(forecaster, tmp), export_dir / "pm25")
-    common.atomic_replace(lambda tmp: forecaster.save(tmp), export_dir / "pm25.keras")
+    training.atomic_replace(lambda tmp: export_saved_model(forecaster, tmp), export_dir / "pm25")
+    training.atomic_replace(lambda tmp: forecaster.save(tmp), export_dir / "pm25.keras")
 
     # The last split's weeks, among hours whose 1..24-hour-ahead forecasts all exist.
     year = SPLIT_YEARS[split][0]
@@ -335,9 +334,9 @@ def train(argv):
     weeks = choose_weeks(table["time"], table["pm25"], year_rows[0] + 23, year_rows[-1] - 23)
     starts, rnn, title = windows[split][0], predicted[split]["rnn"], f"{split} {year}"
     plot_results(run_dir, table, figures[split], weeks, starts, rnn, title)
-    history = common.history_dict(history)
+    history = training.history_dict(history)
     best = f"best validation MAE {min(history['val_mae']):.2f}"
-    common.plot_history(history, run_dir / "learning_curve.png", ["mae"], f"{args.cell}: {best}")
+    training.plot_history(history, run_dir / "learning_curve.png", ["mae"], f"{args.cell}: {best}")
     metrics = {
         **figures,
         "target": {split: target_check(figures[split], train_seconds) for split in splits},
@@ -351,9 +350,9 @@ def train(argv):
         "best_epoch": int(np.argmin(history["val_mae"])) + 1,
         "history": history,
         "parameters": int(forecaster.count_params()),
-        "machine": common.machine_info(),
+        "machine": training.machine_info(),
     }
-    common.write_json(run_dir / "metrics.json", metrics)
+    training.write_json(run_dir / "metrics.json", metrics)
     for split in splits:
         means = ", ".join(f"{m} {figures[split][m]['mean_mae']:.2f}" for m in METHODS)
         print(f"{split} mean MAE (µg/m³): {means}; target: {metrics['target'][split]}")

@@ -1,18 +1,24 @@
-"""tf.distribute for the experiments: the run's strategy, who is chief, and training and
-evaluation under several replicas (`trainer`), which Keras 3.15's `fit` cannot do as it is.
+"""tf.distribute helpers: a strategy from its name, who is chief, each worker's run folder,
+and training and evaluation under several replicas (`trainer`), which Keras 3.15's `fit`
+cannot do as it is (keras-team/keras#20585; tests/test_distribute.py holds a canary that
+fails once Keras fixes it, so this workaround can go).
 
-`common.py` builds on these (run folders, `fit`); the experiments call `strategy(args)`,
-`evaluate` and `predict` from here.
+    strategy = rnn_keras.distribute.strategy("mirrored")
+    with strategy.scope():
+        model = ...; model.compile(...)
+    rnn_keras.distribute.trainer(model).fit(data)
 """
 
 import hashlib
+import shutil
+from pathlib import Path
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 _strategies = {}  # the run's strategy by name: one per process, as TensorFlow wants
 
 
-def strategy(args):
-    """The run's `tf.distribute` strategy, from `args.strategy` (made once per process).
+def strategy(name="default"):
+    """The run's `tf.distribute` strategy, by name (made once per process).
 
     "default": TensorFlow's default strategy (one device); "mirrored":
     `MirroredStrategy()` over every local device; "multi-worker":
@@ -20,7 +26,6 @@ def strategy(args):
     """
     import tensorflow as tf
 
-    name = getattr(args, "strategy", "default")
     if name not in STRATEGIES:
         raise ValueError(f"strategy: expected one of {STRATEGIES}. Received: {name!r}")
     if name == "default":
@@ -58,6 +63,44 @@ def is_chief(strategy):
     if "chief" in resolver.cluster_spec().as_dict():
         return resolver.task_type == "chief"
     return resolver.task_type == "worker" and resolver.task_id == 0
+
+
+WORKER_FOLDER = "workertemp_"  # + task id: a non-chief worker's folder in the run folder
+
+
+def worker_run_dir(strategy, run_dir):
+    """This process's folder of a run in `run_dir`, which every worker is given.
+
+    TensorFlow's saving pattern: the chief works in `run_dir` (and writes the
+    exports); every other worker in `run_dir/workertemp_<task id>`, made as a
+    copy of the chief's folder (without exports, TensorBoard logs and other
+    workers' folders), so a resumed run resumes every worker from the chief's
+    checkpoints and records. Returns once every worker has its folder (a
+    barrier), so the chief writes again only after the copies. Delete a
+    worker's folder at the end with `remove_worker_run_dir`.
+    """
+    run_dir = Path(run_dir)
+    if not multi_worker(strategy):
+        return run_dir
+    if not is_chief(strategy):
+        worker_dir = run_dir / f"{WORKER_FOLDER}{strategy.cluster_resolver.task_id}"
+        if worker_dir.exists():
+            shutil.rmtree(worker_dir)
+        ignore = shutil.ignore_patterns(f"{WORKER_FOLDER}*", "tensorboard*", "export", "*.tmp")
+        shutil.copytree(run_dir, worker_dir, ignore=ignore)
+        run_dir = worker_dir
+    barrier(strategy)
+    return run_dir
+
+
+def remove_worker_run_dir(run_dir):
+    """Deletes `run_dir` if it is a non-chief worker's temporary folder; returns whether it
+    was."""
+    run_dir = Path(run_dir)
+    if not run_dir.name.startswith(WORKER_FOLDER):
+        return False
+    shutil.rmtree(run_dir)
+    return True
 
 
 def barrier(strategy):

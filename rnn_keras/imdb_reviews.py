@@ -1,8 +1,10 @@
-"""IMDB data for experiments/imdb.py: the tfds splits, the validation split, the vectorizer.
+"""IMDB reviews as a user loads them: the tensorflow-datasets splits and a validation split
+that holds out whole movies (the test split's reviews are of movies the training split
+does not have, so validation should not have them either).
 
-Everything here reads data as a user would (tensorflow-datasets, with
-`data_dir` as one location among others) and returns NumPy arrays or tf.data
-pipelines.
+Reads data through tensorflow-datasets, with `data_dir` as one location among others,
+and returns NumPy arrays. The review -> movie map of the train split ships with the
+package (`rnn_keras/data/imdb_train_movies.tsv.gz`, from Maas et al. 2011's urls files).
 """
 
 from pathlib import Path
@@ -37,7 +39,7 @@ def write_movie_map(csv_path, out_path=MOVIE_MAP):
     `csv_path` is `imdb_reviews_movies.csv` (split, sha256, movie, ...; see
     ../shared/data/README.md). One line per (review, movie): the first 16 hex
     digits of the review's sha256 (unique among the 24,904 distinct texts), a tab,
-    the IMDB title id. `python experiments/imdb_data.py CSV` rewrites it.
+    the IMDB title id. `python -m rnn_keras.imdb_reviews CSV` rewrites it.
     """
     import csv
     import gzip
@@ -105,23 +107,6 @@ def movie_groups(texts, movie_map):
     return np.array([ids[node] for node in roots]), unmatched
 
 
-def add_validation_flags(parser):
-    """`--validation` and `--movie-map`, shared by experiments/imdb.py and imdb_baseline.py."""
-    parser.add_argument(
-        "--validation",
-        choices=["movie", "review"],
-        default="movie",
-        help="hold out --val-fraction of the training movies (all their reviews), or of the "
-        "reviews (movies then on both sides: validation overstates accuracy on new movies)",
-    )
-    parser.add_argument(
-        "--movie-map",
-        default=str(MOVIE_MAP),
-        help="review -> movie map: the shipped compact map, or imdb_reviews_movies.csv "
-        "(without one, validation falls back to --validation review, with a warning)",
-    )
-
-
 def validation_split(texts, labels, fraction, seed, by="movie", movie_map_path=MOVIE_MAP):
     """A fixed, seeded split of the training reviews into (train, validation, how).
 
@@ -170,31 +155,6 @@ def validation_split(texts, labels, fraction, seed, by="movie", movie_map_path=M
         raise ValueError(f"validation_split: `by` must be 'movie' or 'review'. Received: {by!r}")
     val, train = np.flatnonzero(is_val), np.flatnonzero(~is_val)
     return (texts[train], labels[train]), (texts[val], labels[val]), how
-
-
-def make_vectorizer(texts, max_tokens, max_length, max_chars_per_token=20):
-    """TextVectorization adapted on `texts` (training reviews only)."""
-    import keras
-    import tensorflow as tf
-
-    import rnn_keras.text
-
-    vectorizer = keras.layers.TextVectorization(
-        max_tokens=max_tokens,
-        standardize=rnn_keras.text.ReviewStandardizer(max_chars=max_chars_per_token * max_length),
-        output_sequence_length=max_length,
-        name="vectorizer",
-    )
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
-    return vectorizer
-
-
-def token_dataset(vectorizer, texts, labels, batch_size, shuffle_seed=None):
-    import rnn_keras.text
-
-    return rnn_keras.text.length_bucketed_batches(
-        vectorizer, texts, labels, batch_size, shuffle_seed=shuffle_seed
-    )
 
 
 if __name__ == "__main__":

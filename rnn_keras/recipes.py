@@ -1,0 +1,346 @@
+"""The recipes behind the shipped models: n-gram teachers, distillation data, and
+language-model pretraining, each a step of a run that a killed run does not redo.
+
+The IMDB model (experiments/imdb.py) is trained as Tang et al. (2019) distil a
+teacher into a small recurrent student:
+
+    teacher, record = recipes.ngram_teacher(labelled, validation, run_dir=run)   # NB-SVM
+    texts, labels, _ = recipes.pseudo_labels(teacher_scores, unlabelled, run_dir=run)
+    variants, soft, _ = recipes.labelled_variants(teacher_scores, texts, copies=2, seed=1,
+                                                  run_dir=run)
+
+then the student (a `SequenceClassifier`) fits the labelled reviews, the
+teacher's probabilities on the unlabelled ones and on random variants of both.
+Every step records itself in `run_dir` (`rnn_keras.training.saved_step`), so a
+run killed and started again skips what it had finished.
+"""
+
+import re
+import time
+
+import numpy as np
+
+from rnn_keras.training import history_dict, resumable_fit, saved_step
+
+__all__ = [
+    "labelled_variants",
+    "ngram_classifier",
+    "ngram_teacher",
+    "pretrain_language_model",
+    "pseudo_labels",
+    "text_batches",
+    "text_variants",
+    "train_ngram_classifier",
+    "training_record",
+]
+
+NGRAM_FEATURES = ("tf_idf", "nb")
+
+
+def text_batches(texts, labels, batch_size, seed=None):
+    """tf.data of `(raw text, label)` batches; reshuffled every epoch when `seed` is given."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((texts, labels))
+    if seed is not None:
+        data = data.shuffle(len(texts), seed=seed)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def ngram_classifier(texts, labels=None, *, max_tokens=100_000, ngrams=2):
+    """Raw strings `(batch,)` -> probability positive `(batch, 1)`: logistic regression on n-grams.
+
+    A `TextVectorization` of words and n-grams up to `ngrams` (the `max_tokens`
+    most frequent in `texts`, standardized by `ReviewStandardizer`) feeds one
+    `Dense(1, activation="sigmoid")`. Without `labels`: tf-idf features. With
+    the training `labels` (0/1): NBSVM features (Wang & Manning 2012), each
+    n-gram's presence x_i in {0, 1} times its naive-Bayes log-count ratio
+
+        r_i = log((p_i / |p|) / (q_i / |q|)),
+
+    p_i and q_i its counts in positive and negative texts plus one.
+    """
+    import keras
+    import tensorflow as tf
+
+    from rnn_keras.text import ReviewStandardizer
+
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=max_tokens,
+        standardize=ReviewStandardizer(),
+        ngrams=ngrams,
+        output_mode="tf_idf" if labels is None else "multi_hot",
+        name="ngrams",
+    )
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
+    text = keras.Input(shape=(), dtype="string", name="text")
+    features = vectorizer(text)
+    if labels is not None:
+        counts = np.ones((2, vectorizer.vocabulary_size()))
+        for batch, batch_labels in text_batches(texts, labels, 1024):
+            present = vectorizer(batch).numpy()
+            for label in (0, 1):
+                counts[label] += present[batch_labels.numpy() == label].sum(axis=0)
+        ratio = np.log(counts[1] / counts[1].sum()) - np.log(counts[0] / counts[0].sum())
+        features = keras.ops.multiply(features, ratio.astype("float32"))
+    probability = keras.layers.Dense(1, activation="sigmoid", name="logistic")(features)
+    return keras.Model(text, probability, name="ngram_baseline")
+
+
+def train_ngram_classifier(
+    train,
+    validation,
+    *,
+    run_dir,
+    features="tf_idf",
+    max_tokens=100_000,
+    ngrams=2,
+    epochs=30,
+    batch_size=256,
+    learning_rate=1e-3,
+    patience=2,
+    seed=1337,
+    phase="",
+    verbose="auto",
+):
+    """(model, History, seconds): `ngram_classifier` fitted on `train` = (texts, labels).
+
+    Adam, binary cross-entropy, early stopping on `validation`'s accuracy (best
+    weights restored), through `rnn_keras.training.resumable_fit` in `run_dir`.
+    `features`: "tf_idf" or "nb" (NBSVM).
+    """
+    import keras
+
+    if features not in NGRAM_FEATURES:
+        raise ValueError(
+            f"train_ngram_classifier: `features` must be one of {NGRAM_FEATURES}. "
+            f"Received: features={features!r}"
+        )
+    texts, labels = train
+    model = ngram_classifier(
+        texts, labels if features == "nb" else None, max_tokens=max_tokens, ngrams=ngrams
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    history, seconds = resumable_fit(
+        model,
+        text_batches(texts, labels, batch_size, seed),
+        text_batches(*validation, batch_size),
+        run_dir=run_dir,
+        epochs=epochs,
+        patience=patience,
+        monitor="val_accuracy",
+        mode="max",
+        phase=phase,
+        verbose=verbose,
+    )
+    return model, history, seconds
+
+
+def training_record(name, history, seconds):
+    """A trained model's entry in a run's metrics: its name, history, best validation
+    accuracy and training seconds."""
+    return {
+        "model": name,
+        "history": history_dict(history),
+        "best_val_accuracy": float(max(history.history["val_accuracy"])),
+        "seconds": round(seconds, 1),
+    }
+
+
+def ngram_teacher(train, validation, *, run_dir, features="nb", name="teacher", **kwargs):
+    """(model, record): `train_ngram_classifier` as a teacher, trained once per run folder.
+
+    Its weights go to `run_dir/<name>.weights.h5`; a resumed run rebuilds the
+    model (the vocabulary and NB ratios from `train` again) and loads them.
+    `kwargs` are `train_ngram_classifier`'s.
+    """
+    from pathlib import Path
+
+    weights_path = str(Path(run_dir) / f"{name}.weights.h5")
+    built = {}
+
+    def compute():
+        built["model"], history, seconds = train_ngram_classifier(
+            train, validation, run_dir=run_dir, features=features, phase=f"_{name}", **kwargs
+        )
+        return training_record({"tf_idf": "ngrams", "nb": "nb-ngrams"}[features], history, seconds)
+
+    def load():
+        labels = train[1] if features == "nb" else None
+        built["model"] = ngram_classifier(
+            train[0],
+            labels,
+            max_tokens=kwargs.get("max_tokens", 100_000),
+            ngrams=kwargs.get("ngrams", 2),
+        )
+        built["model"].load_weights(weights_path)
+
+    record = saved_step(
+        run_dir, name, load, compute, lambda: built["model"].save_weights(weights_path)
+    )
+    return built["model"], record
+
+
+def pseudo_labels(score, texts, *, confidence=0.5, soft=True, run_dir, name="pseudo_labels"):
+    """Self-training data: the `texts` the teacher is confident about, with its labels.
+
+    `score(texts)` returns the teacher's probability positive p. Keeps the texts
+    with p >= c or p <= 1 - c (c = `confidence`; 0.5 keeps all), labelled p
+    (`soft`) or 1[p >= 0.5]. Returns (texts, labels, record); the labels are
+    saved in `run_dir`, so a resumed run does not score again.
+    """
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError(
+            f"pseudo_labels: `confidence` must be in [0.5, 1). Received: confidence={confidence}"
+        )
+    from pathlib import Path
+
+    labels_path = Path(run_dir) / f"{name}.npz"
+    kept = {}
+
+    def compute():
+        started = time.time()
+        scores = score(texts)
+        kept["indices"] = np.flatnonzero((scores >= confidence) | (scores <= 1.0 - confidence))
+        chosen = scores[kept["indices"]]
+        kept["labels"] = labels = (chosen if soft else chosen >= 0.5).astype("float32")
+        positive = float((labels >= 0.5).mean()) if len(labels) else None
+        kind = "soft" if soft else "hard"
+        print(
+            f"self-training: the teacher labels {len(labels)} of {len(texts)} unlabelled "
+            f"reviews (confidence >= {confidence}; {positive or 0:.1%} positive, {kind} labels)"
+        )
+        return {
+            "confidence": confidence,
+            "labels": kind,
+            "unlabelled_reviews": len(texts),
+            "kept": len(labels),
+            "kept_positive_fraction": positive,
+            "seconds": round(time.time() - started, 1),
+        }
+
+    record = saved_step(
+        run_dir,
+        name,
+        lambda: kept.update(np.load(labels_path)),
+        compute,
+        lambda: np.savez(labels_path, **kept),
+    )
+    return texts[kept["indices"]], kept["labels"], record
+
+
+def text_variants(texts, copies, seed, min_fraction=0.5, mask_rate=0.1, mask="xxmask"):
+    """`copies` random variants of each text, copy-major: a contiguous crop of a uniform
+    `min_fraction`-100% of its words, then each word replaced by `mask` (a word no
+    vocabulary holds) with probability `mask_rate` (Tang et al. 2019's distillation
+    data, with crops for n-gram sampling). HTML tags are dropped first."""
+    rng = np.random.default_rng(seed)
+    words = [re.sub(r"<[^>]*>", " ", str(text)).split() for text in texts]
+    variants = []
+    for _ in range(copies):
+        for review in words:
+            length = max(1, round(len(review) * rng.uniform(min_fraction, 1.0)))
+            start = int(rng.integers(0, max(1, len(review) - length + 1)))
+            crop = review[start : start + length]
+            masked = rng.random(len(crop)) < mask_rate
+            variants.append(" ".join(mask if m else w for w, m in zip(crop, masked, strict=True)))
+    return np.array(variants, dtype=object)
+
+
+def labelled_variants(score, texts, *, copies, seed, run_dir, name="variant_labels"):
+    """Distillation data: `text_variants(texts, copies, seed)` labelled with the teacher's
+    probability `score(variants)`. The labels are saved in `run_dir`; the variants
+    are drawn again (same seed) on resume. Returns (variants, labels, record)."""
+    from pathlib import Path
+
+    variants = text_variants(texts, copies, seed)
+    labels_path = Path(run_dir) / f"{name}.npy"
+    kept = {}
+
+    def compute():
+        started = time.time()
+        kept["labels"] = np.asarray(score(variants)).astype("float32")
+        print(f"distillation: the teacher scores {len(variants)} variants of the reviews")
+        seconds = round(time.time() - started, 1)
+        return {"copies": copies, "variants": len(variants), "seconds": seconds}
+
+    record = saved_step(
+        run_dir,
+        name,
+        lambda: kept.update(labels=np.load(labels_path)),
+        compute,
+        lambda: np.save(labels_path, kept["labels"]),
+    )
+    return variants, kept["labels"], record
+
+
+def pretrain_language_model(
+    backbone,
+    train_data,
+    validation_data,
+    *,
+    vocabulary_size,
+    run_dir,
+    epochs,
+    learning_rate=1e-3,
+    clipnorm=1.0,
+    patience=3,
+    verbose="auto",
+    name="pretraining",
+):
+    """ELMo-style pretraining of `backbone` as a `LanguageModel`, once per run folder.
+
+    `train_data` and `validation_data` are tf.data of `(token ids, anything)`
+    batches, as a classifier on `backbone` reads them; the language model
+    predicts the next id among the `vocabulary_size` most frequent (others are
+    out-of-vocabulary). The backbone object itself is trained, so a classifier
+    on it starts from the pretrained weights. Returns the record (a resumed run
+    loads the weights saved in `run_dir`).
+    """
+    from pathlib import Path
+
+    import keras
+
+    from rnn_keras.models import LanguageModel
+
+    weights_path = str(Path(run_dir) / f"{name}.weights.h5")
+    strategy = backbone.distribute_strategy
+    with strategy.scope():
+        language_model = LanguageModel(backbone, vocabulary_size)
+
+    def compute():
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        with strategy.scope():
+            language_model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
+                loss=[loss] * len(language_model.outputs),
+                jit_compile=False,
+            )
+        history, seconds = resumable_fit(
+            language_model,
+            language_model.examples(train_data),
+            language_model.examples(validation_data),
+            run_dir=run_dir,
+            epochs=epochs,
+            patience=patience,
+            phase=f"_{name}",
+            verbose=verbose,
+        )
+        return {
+            "epochs": epochs,
+            "predicted_vocabulary": vocabulary_size,
+            "seconds": round(seconds, 1),
+            "history": history_dict(history),
+        }
+
+    return saved_step(
+        run_dir,
+        name,
+        lambda: language_model.load_weights(weights_path),
+        compute,
+        lambda: language_model.save_weights(weights_path),
+    )
