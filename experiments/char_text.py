@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from rnn_keras import training  # noqa: E402
 
+from rnn_keras import training  # noqa: E402
 
 DEFAULTS = {
     "cell": "lstm",

@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from rnn_keras import distribute, training  # noqa: E402
 
+from rnn_keras import distribute, training  # noqa: E402
 
 DATA_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00381/"
 DATA_FILE = "PRSA_data_2010.1.1-2014.12.31.csv"
