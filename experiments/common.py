@@ -144,6 +144,30 @@ def parse_args(parser, argv, quick):
     return args
 
 
+def export_task(task, export_dir, name):
+    """`task.export` to `export_dir/<name>` (the serving SavedModel) and the task without
+    optimizer state to `export_dir/<name>.keras`, each swapped in atomically; returns both
+    paths."""
+    from rnn_keras.export import save_model
+    from rnn_keras.training import atomic_replace
+
+    paths = (Path(export_dir) / name, Path(export_dir) / f"{name}.keras")
+    atomic_replace(task.export, paths[0])
+    atomic_replace(lambda tmp: save_model(task, tmp), paths[1])
+    return paths
+
+
+def write_metrics(run_dir, metrics, history, plotted, title):
+    """`run_dir/metrics.json` (`metrics`, with the per-epoch history and the machine) and
+    `run_dir/learning_curve.png` (the `plotted` metrics per epoch); returns the metrics."""
+    from rnn_keras.training import history_dict, machine_info, plot_history
+
+    metrics = {**metrics, "history": history_dict(history), "machine": machine_info()}
+    write_json(Path(run_dir) / "metrics.json", metrics)
+    plot_history(metrics["history"], Path(run_dir) / "learning_curve.png", plotted, title)
+    return metrics
+
+
 def report_run(run_dir, *exports):
     """The closing lines of a training run: where its record and its exports are.
 

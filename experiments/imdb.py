@@ -1,21 +1,16 @@
-"""IMDB sentiment with rnn_keras cells: train, evaluate on the 25,000 test reviews, export.
+"""IMDB sentiment with rnn_keras: train, evaluate on the 25,000 test reviews, export.
 
     python experiments/imdb.py                     # train the default model (the main job)
     python experiments/imdb.py --quick --out /tmp/run   # a minutes-long smoke run
     python experiments/imdb.py predict "A moving, beautifully shot film."
-    echo "Dull and far too long." | python experiments/imdb.py predict
 
 A run folder (`--out`, default `runs/imdb-<time>`) gets `config.json`, `metrics.json`,
-`learning_curve.png`, TensorBoard logs and the `BackupAndRestore` checkpoints (a
-killed run resumes, skipping pretraining, teacher or pseudo-labels it had
-finished). Exports go to `--export-dir` (default `saved_models/`; the run folder
-with `--quick`): `imdb/`, a SavedModel whose `serve` maps raw text `tf.string [None]`
-to the probability positive `float32 [None]` with no code of ours, and `imdb.keras`.
-
-Validation holds out a fixed, seeded 10% of the training split's movies with all
-their reviews (`--validation movie`), so that, like the test split, it holds
-movies the model has not seen; the test split is read once, after training, for
-the final figure.
+`learning_curve.png`, TensorBoard logs and checkpoints: a killed run resumes, skipping
+the steps it had finished. Exports go to `--export-dir` (default `saved_models/`; the
+run folder with `--quick`): `imdb/`, a SavedModel whose `serve` maps raw text
+`tf.string [None]` to the probability positive `float32 [None]`, and `imdb.keras`.
+Validation holds out a seeded 10% of the training movies with all their reviews; the
+test split is read once, after training, for the final figure (docs/imdb.md).
 """
 
 import argparse
@@ -26,59 +21,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-# The default configuration: the one whose figures saved_models/README.md reports.
-DEFAULTS = {
-    "cell": "lstm",
-    "bidirectional": True,
-    "layers": 1,
-    "units": 128,
-    "embedding_dim": 128,
-    "pooling": "max",
-    "max_tokens": 30000,
-    "max_length": 800,
-    "dropout": 0.4,
-    "recurrent_dropout": 0.0,
-    "epochs": 3,
-    "batch_size": 64,
-    "lr": 1e-3,
-    "lr_schedule": "cosine",
-    "clipnorm": 1.0,
-    "weight_decay": 0.0,
-    "patience": 3,
-    "val_fraction": 0.1,
-    "seed": 1337,
-    "pretrain_epochs": 0,
-    "pretrain_reviews": None,
-    "pretrain_vocabulary": 4000,
-    "pseudo_label_confidence": 0.5,
-    "pseudo_label_reviews": None,
-    "teacher": "nb-ngrams",
-    "pseudo_labels": "soft",
-    "distill_variants": 2,
-    "train_examples": None,  # all
-    "test_examples": None,
-}
+# The default configuration, the one whose figures docs/imdb.md reports, by group.
+MODEL = {"cell": "lstm", "bidirectional": True, "layers": 1, "units": 128, "embedding_dim": 128}
+HEAD = {"pooling": "max", "dropout": 0.4, "recurrent_dropout": 0.0}
+TEXT = {"max_tokens": 30000, "max_length": 800, "train_examples": None, "test_examples": None}
+FIT = {"epochs": 3, "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine", "clipnorm": 1.0}
+RUN = {"weight_decay": 0.0, "patience": 3, "val_fraction": 0.1, "seed": 1337}
+PRETRAINING = {"pretrain_epochs": 0, "pretrain_reviews": None, "pretrain_vocabulary": 4000}
+TEACHER = {"pseudo_label_confidence": 0.5, "pseudo_label_reviews": None, "teacher": "nb-ngrams"}
+STUDENT = {"pseudo_labels": "soft", "distill_variants": 2}
+DEFAULTS = {**MODEL, **HEAD, **TEXT, **FIT, **RUN, **PRETRAINING, **TEACHER, **STUDENT}
 # --quick: the same code path on a few hundred reviews, for tests and smoke runs.
-QUICK = {
-    "train_examples": 400,
-    "test_examples": 200,
-    "units": 16,
-    "embedding_dim": 16,
-    "max_tokens": 2000,
-    "max_length": 64,
-    "epochs": 1,
-    "batch_size": 32,
-    "pretrain_reviews": 300,
-    "pretrain_vocabulary": 500,
-    "pseudo_label_reviews": 300,
-}
-# The n-gram teacher's --quick values (its other arguments: rnn_keras.recipes' defaults, the
-# baseline's).
-TEACHER_QUICK = {"max_tokens": 5000, "epochs": 2}
+QUICK = {"train_examples": 400, "test_examples": 200, "units": 16, "embedding_dim": 16}
+QUICK |= {"max_tokens": 2000, "max_length": 64, "epochs": 1, "batch_size": 32}
+QUICK |= {"pretrain_reviews": 300, "pretrain_vocabulary": 500, "pseudo_label_reviews": 300}
+TEACHER_QUICK = {"max_tokens": 5000, "epochs": 2}  # the n-gram teacher's (else recipes')
 SERVE_SIGNATURE_NAME = "serve"
 BACKBONE_ARGS = ("cell", "units", "bidirectional", "embedding_dim", "dropout", "recurrent_dropout")
-
-
 HELP = {
     "layers": "stacked recurrent layers",
     "units": "units per direction",
@@ -96,20 +55,16 @@ HELP = {
     "pseudo_label_confidence": "self-training: a teacher labels the unlabelled reviews it scores "
     "at least this confident; a fresh student trains on both (0: off)",
     "pseudo_label_reviews": "unlabelled reviews the teacher scores (default: all 50,000)",
-    "teacher": "self-training's teacher: a classifier trained as the default, or "
-    "experiments/imdb_baseline.py's logistic regression on tf-idf or NB-weighted n-grams",
+    "teacher": "self-training's teacher: a classifier trained as the default, or a logistic "
+    "regression on tf-idf or NB-weighted n-grams (rnn_keras.recipes, as imdb_baseline.py)",
     "pseudo_labels": "the student learns the teacher's 0/1 labels, or its probabilities",
     "distill_variants": "self-training: the student also learns the teacher's probability on "
     "this many random variants of each of its reviews (a crop of 50-100%% of the words, "
     "10%% of them masked)",
 }
-CHOICES = {
-    "cell": ["simple", "lstm", "gru"],
-    "pooling": ["last", "mean", "max"],
-    "lr_schedule": ["constant", "cosine"],
-    "teacher": ["rnn", "ngrams", "nb-ngrams"],
-    "pseudo_labels": ["hard", "soft"],
-}
+CHOICES = {"cell": ["simple", "lstm", "gru"], "pooling": ["last", "mean", "max"]}
+CHOICES |= {"lr_schedule": ["constant", "cosine"], "pseudo_labels": ["hard", "soft"]}
+CHOICES |= {"teacher": ["rnn", "ngrams", "nb-ngrams"]}
 
 
 def parse_train_args(argv):
@@ -149,41 +104,31 @@ def new_classifier(args, preprocessor):
             num_layers=args.layers,
             vocabulary_size=preprocessor.vocabulary_size(),
         )
-        classifier = rnn_keras.SequenceClassifier(
-            backbone,
-            1,
-            args.pooling,
-            args.dropout,
-            "sigmoid",
-            preprocessor=preprocessor,
-            name="sentiment_classifier",
+        head = {"pooling": args.pooling, "dropout": args.dropout, "activation": "sigmoid"}
+        return rnn_keras.SequenceClassifier(
+            backbone, 1, **head, preprocessor=preprocessor, name="sentiment_classifier"
         )
-    return classifier
 
 
 def compile_classifier(args, classifier, steps_per_epoch):
-    """Adam (AdamW with --weight-decay), clipped by global norm; with `--lr-schedule cosine`
-    the learning rate decays from `--lr` to 0 over `--epochs` epochs of `steps_per_epoch`
-    steps. Soft pseudo-labels count as the class they lean to."""
+    """Adam(W) clipped by global norm, cosine decay to 0 over --epochs with --lr-schedule
+    cosine; soft pseudo-labels count as the class they lean to."""
     import keras
 
     import rnn_keras
+    from rnn_keras.recipes import optimizer
 
-    lr = args.lr
-    if args.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * steps_per_epoch)
+    cosine = args.lr_schedule == "cosine"
     with common.strategy(args).scope():
-        optimizer = (
-            keras.optimizers.AdamW(
-                lr, weight_decay=args.weight_decay, global_clipnorm=args.clipnorm
-            )
-            if args.weight_decay
-            else keras.optimizers.Adam(lr, global_clipnorm=args.clipnorm)
-        )
         classifier.compile(
-            optimizer=optimizer,
+            optimizer=optimizer(
+                args.lr,
+                clipnorm=args.clipnorm,
+                weight_decay=args.weight_decay,
+                decay_steps=args.epochs * steps_per_epoch if cosine else None,
+            ),
             loss=keras.losses.BinaryCrossentropy(),
-            metrics=[  # soft pseudo-labels count as the class they lean to
+            metrics=[
                 keras.metrics.MeanMetricWrapper(rnn_keras.rounded_binary_accuracy, name="accuracy")
             ],
             jit_compile=False,  # XLA makes the recurrent loop slower on this CPU (measured)
@@ -191,69 +136,30 @@ def compile_classifier(args, classifier, steps_per_epoch):
     return classifier
 
 
-def self_training_data(args, run_dir, preprocessor, labelled, validation, batches, fit):
-    """(the student's texts and labels, the record): a teacher (`--teacher`) labels the
-    unlabelled reviews it is confident about and `--distill-variants` variants of every
-    student review (rnn_keras.recipes)."""
-    import numpy as np
-
-    from rnn_keras import recipes, text
+def self_training_data(args, run_dir, preprocessor, labelled, validation, steps, fit):
+    """(the student's texts and labels, the record): rnn_keras.recipes.self_training_data."""
     from rnn_keras.imdb_reviews import load_split
-    from rnn_keras.training import saved_step
+    from rnn_keras.recipes import self_training_data
 
-    if args.teacher == "rnn":
-        teacher = compile_classifier(args, new_classifier(args, preprocessor), len(batches))
-        weights = str(run_dir / "teacher.weights.h5")
-
-        def train_teacher():
-            return recipes.training_record("rnn", *fit(teacher, "_teacher"))
-
-        save, load = (
-            (lambda: teacher.save_weights(weights)),
-            (lambda: teacher.load_weights(weights)),
-        )
-        record = saved_step(run_dir, "teacher", load, train_teacher, save)
-
-        def score(texts):
-            return text.score_texts(teacher, preprocessor.tokenizer, texts, args.batch_size)
-
-    else:
-        quick = TEACHER_QUICK if args.quick else {}
-        teacher, record = recipes.ngram_teacher(
-            labelled,
-            validation,
-            run_dir=run_dir,
-            features={"ngrams": "tf_idf", "nb-ngrams": "nb"}[args.teacher],
-            seed=args.seed,
-            verbose=2 if args.quick else "auto",
-            **quick,
-        )
-
-        def score(texts):
-            data = recipes.text_batches(texts, np.zeros(len(texts)), 1024)
-            return teacher.predict(data, verbose=0)[:, 0]
-
+    teacher = args.teacher
+    if teacher == "rnn":
+        teacher = compile_classifier(args, new_classifier(args, preprocessor), steps)
     unlabelled, _ = load_split(args.data_dir, "unsupervised", args.pseudo_label_reviews)
-    texts, labels, labelling = recipes.pseudo_labels(
-        score,
+    return self_training_data(
+        labelled,
+        validation,
         unlabelled,
+        run_dir=run_dir,
+        teacher=teacher,
+        fit_teacher=lambda: fit(teacher, "_teacher"),
         confidence=args.pseudo_label_confidence,
         soft=args.pseudo_labels == "soft",
-        run_dir=run_dir,
+        copies=args.distill_variants,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        verbose=2 if args.quick else "auto",
+        **(TEACHER_QUICK if args.quick else {}),
     )
-    texts, labels = np.concatenate([labelled[0], texts]), np.concatenate([labelled[1], labels])
-    variant_record = None
-    if args.distill_variants:
-        variants, variant_labels, variant_record = recipes.labelled_variants(
-            score, texts, copies=args.distill_variants, seed=args.seed, run_dir=run_dir
-        )
-        texts = np.concatenate([texts, variants])
-        labels = np.concatenate([labels, variant_labels])
-    return (texts, labels), {
-        "teacher": record,
-        "pseudo_labels": labelling,
-        "variants": variant_record,
-    }
 
 
 def train(argv):
@@ -262,7 +168,7 @@ def train(argv):
     import numpy as np
 
     import rnn_keras
-    from rnn_keras import distribute, recipes, training
+    from rnn_keras import distribute, recipes
     from rnn_keras.imdb_reviews import load_split, validation_split
     from rnn_keras.text import length_bucketed_batches
 
@@ -275,10 +181,8 @@ def train(argv):
     labelled, validation, how = validation_split(
         train_texts, train_labels, args.val_fraction, args.seed, args.validation, args.movie_map
     )
-    print(
-        f"reviews: train {len(labelled[0])}, validation {len(validation[0])} (held out by "
-        f"{how['by']}), test {len(test_texts)}"
-    )
+    sizes = f"train {len(labelled[0])}, validation {len(validation[0])} (by {how['by']})"
+    print(f"reviews: {sizes}, test {len(test_texts)}")
 
     preprocessor = rnn_keras.TextClassifierPreprocessor(
         max_tokens=args.max_tokens, sequence_length=args.max_length
@@ -298,13 +202,10 @@ def train(argv):
     self_training, extra_seconds = None, 0.0
     if args.pseudo_label_confidence:
         student_data, self_training = self_training_data(
-            args, run_dir, preprocessor, labelled, validation, train_ds, fit
+            args, run_dir, preprocessor, labelled, validation, len(train_ds), fit
         )
         train_ds = batches(student_data, args.seed)
-        extra_seconds = sum(
-            (self_training[step] or {}).get("seconds", 0.0)
-            for step in ("teacher", "pseudo_labels", "variants")
-        )
+        extra_seconds = self_training["seconds"]
         keras.utils.set_random_seed(args.seed + 1)  # the student's start, also on resume
     classifier = new_classifier(args, preprocessor)
     pretraining = None
@@ -330,9 +231,8 @@ def train(argv):
     pretrain_seconds = pretraining["seconds"] if pretraining else 0.0
     test_loss = test_accuracy = None
     if not args.skip_test:
-        test_loss, test_accuracy = distribute.evaluate(
-            classifier, batches((test_texts, test_labels))
-        )
+        test_ds = batches((test_texts, test_labels))
+        test_loss, test_accuracy = distribute.evaluate(classifier, test_ds)
         print(
             f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test_texts)} reviews)"
         )
@@ -344,11 +244,7 @@ def train(argv):
         f"{train_seconds / 60:.1f}); best validation accuracy {best_val:.4f}"
     )
 
-    training.atomic_replace(classifier.export, export_dir / "imdb")
-    training.atomic_replace(
-        lambda tmp: rnn_keras.export.save_model(classifier, tmp), export_dir / "imdb.keras"
-    )
-
+    exports = common.export_task(classifier, export_dir, "imdb")
     metrics = {
         "test_accuracy": None if test_accuracy is None else float(test_accuracy),
         "test_loss": None if test_loss is None else float(test_loss),
@@ -358,25 +254,18 @@ def train(argv):
         "validation": how,
         "best_val_accuracy": float(best_val),
         "epochs_run": len(history.history["loss"]),
-        "history": training.history_dict(history),
         "train_seconds": round(total_train_seconds, 1),
         "classifier_train_seconds": round(train_seconds, 1),
         "pretraining": pretraining,
         "self_training": self_training,
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(classifier.count_params()),
-        "machine": training.machine_info(),
         "exported_to": str(export_dir),
         "tensorflow_dataset": "imdb_reviews/plain_text (tensorflow-datasets)",
     }
-    training.write_json(run_dir / "metrics.json", metrics)
-    training.plot_history(
-        history.history,
-        run_dir / "learning_curve.png",
-        ["loss", "accuracy"],
-        f"IMDB {args.cell}: best validation accuracy {best_val:.4f}",
-    )
-    common.report_run(run_dir, export_dir / "imdb", export_dir / "imdb.keras")
+    title = f"IMDB {args.cell}: best validation accuracy {best_val:.4f}"
+    metrics = common.write_metrics(run_dir, metrics, history, ["loss", "accuracy"], title)
+    common.report_run(run_dir, *exports)
     return metrics
 
 

@@ -23,14 +23,19 @@ import numpy as np
 from rnn_keras.training import history_dict, resumable_fit, saved_step
 
 __all__ = [
+    "distillation_data",
     "labelled_variants",
     "ngram_classifier",
     "ngram_teacher",
+    "optimizer",
+    "predict_texts",
     "pretrain_language_model",
     "pseudo_labels",
+    "self_training_data",
     "text_batches",
     "text_variants",
     "train_ngram_classifier",
+    "train_once",
     "training_record",
 ]
 
@@ -151,6 +156,31 @@ def training_record(name, history, seconds):
     }
 
 
+def train_once(model, fit, *, run_dir, name="teacher", label=None):
+    """Trains `model` with `fit()` (returning History and seconds) once per run folder.
+
+    Its weights go to `run_dir/<name>.weights.h5` and its `training_record` (named
+    `label`, default `name`) to `run_dir/<name>.json`; in a resumed run the weights
+    are loaded instead. Returns the record.
+    """
+    from pathlib import Path
+
+    weights_path = str(Path(run_dir) / f"{name}.weights.h5")
+    return saved_step(
+        run_dir,
+        name,
+        lambda: model.load_weights(weights_path),
+        lambda: training_record(label or name, *fit()),
+        lambda: model.save_weights(weights_path),
+    )
+
+
+def predict_texts(model, texts, batch_size=1024):
+    """A raw-text model's first output for each text, as a NumPy vector."""
+    data = text_batches(texts, np.zeros(len(texts), "float32"), batch_size)
+    return model.predict(data, verbose=0)[:, 0]
+
+
 def ngram_teacher(train, validation, *, run_dir, features="nb", name="teacher", **kwargs):
     """(model, record): `train_ngram_classifier` as a teacher, trained once per run folder.
 
@@ -231,6 +261,107 @@ def pseudo_labels(score, texts, *, confidence=0.5, soft=True, run_dir, name="pse
         lambda: np.savez(labels_path, **kept),
     )
     return texts[kept["indices"]], kept["labels"], record
+
+
+def distillation_data(
+    score, labelled, unlabelled, *, confidence=0.5, soft=True, copies=2, seed=0, run_dir
+):
+    """The student's training data: `labelled` = (texts, labels), the `unlabelled` texts the
+    teacher is confident about with its labels (`pseudo_labels`), and `copies` variants
+    of each of these texts labelled with the teacher's probability (`labelled_variants`;
+    none when `copies` is 0). Returns ((texts, labels), record)."""
+    texts, labels, labelling = pseudo_labels(
+        score, unlabelled, confidence=confidence, soft=soft, run_dir=run_dir
+    )
+    texts = np.concatenate([labelled[0], texts])
+    labels = np.concatenate([labelled[1], labels])
+    variant_record = None
+    if copies:
+        variants, variant_labels, variant_record = labelled_variants(
+            score, texts, copies=copies, seed=seed, run_dir=run_dir
+        )
+        texts = np.concatenate([texts, variants])
+        labels = np.concatenate([labels, variant_labels])
+    return (texts, labels), {"pseudo_labels": labelling, "variants": variant_record}
+
+
+def self_training_data(
+    labelled,
+    validation,
+    unlabelled,
+    *,
+    run_dir,
+    teacher="nb-ngrams",
+    fit_teacher=None,
+    confidence=0.5,
+    soft=True,
+    copies=2,
+    seed=0,
+    batch_size=64,
+    verbose="auto",
+    **ngram_kwargs,
+):
+    """Self-training and distillation: ((texts, labels) for the student, record).
+
+    The teacher is trained once per run folder: `teacher` "ngrams" or "nb-ngrams"
+    is `ngram_teacher` with tf-idf or NBSVM features (`ngram_kwargs` are
+    `train_ngram_classifier`'s); a `SequenceClassifier` with a
+    `TextClassifierPreprocessor` is trained by `fit_teacher()` (`train_once`).
+    It then scores the `unlabelled` texts and the variants for
+    `distillation_data` (`confidence`, `soft`, `copies`, `seed`). The record
+    holds each step's and their total `seconds`.
+    """
+    from rnn_keras.text import score_texts
+
+    if teacher in ("ngrams", "nb-ngrams"):
+        features = "nb" if teacher == "nb-ngrams" else "tf_idf"
+        model, record = ngram_teacher(
+            labelled,
+            validation,
+            run_dir=run_dir,
+            features=features,
+            seed=seed,
+            verbose=verbose,
+            **ngram_kwargs,
+        )
+
+        def score(texts):
+            return predict_texts(model, texts)
+
+    else:
+        record = train_once(teacher, fit_teacher, run_dir=run_dir, label="rnn")
+
+        def score(texts):
+            return score_texts(teacher, teacher.preprocessor.tokenizer, texts, batch_size)
+
+    data, records = distillation_data(
+        score,
+        labelled,
+        unlabelled,
+        confidence=confidence,
+        soft=soft,
+        copies=copies,
+        seed=seed,
+        run_dir=run_dir,
+    )
+    records = {"teacher": record, **records}
+    records["seconds"] = sum((step or {}).get("seconds", 0.0) for step in records.values())
+    return data, records
+
+
+def optimizer(learning_rate=1e-3, *, clipnorm=1.0, weight_decay=0.0, decay_steps=None):
+    """Adam clipped by global norm `clipnorm` (AdamW when `weight_decay` > 0); with
+    `decay_steps`, the learning rate follows a cosine decay from `learning_rate` to 0
+    over that many steps."""
+    import keras
+
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    if weight_decay:
+        return keras.optimizers.AdamW(
+            learning_rate, weight_decay=weight_decay, global_clipnorm=clipnorm
+        )
+    return keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm)
 
 
 def text_variants(texts, copies, seed, min_fraction=0.5, mask_rate=0.1, mask="xxmask"):

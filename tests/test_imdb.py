@@ -6,8 +6,6 @@ import sys
 
 import helpers
 import imdb
-import imdb_data
-import imdb_unlabelled
 import keras
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from helpers import run_without_rnn_keras
 
 import rnn_keras
 import rnn_keras.text
+from rnn_keras import imdb_reviews, recipes
 
 IMDB_SCRIPT = REPO_ROOT / "experiments" / "imdb.py"
 
@@ -82,7 +81,10 @@ def test_pretraining_trains_the_classifiers_own_backbone(bidirectional):
     """The language model and the classifier share one backbone object, hence its weights."""
     args = imdb.parse_train_args(["--quick", "--cell", "gru"])
     args.bidirectional = bidirectional
-    classifier = imdb.build_classifier(args, vocabulary_size=50)
+    preprocessor = rnn_keras.TextClassifierPreprocessor(max_tokens=50, sequence_length=8)
+    preprocessor.adapt([" ".join(a + b for a in "abcdefgh" for b in "abcdefgh")])
+    assert preprocessor.vocabulary_size() == 50
+    classifier = imdb.new_classifier(args, preprocessor)
     language_model = rnn_keras.LanguageModel(classifier.backbone, args.pretrain_vocabulary)
     assert len(language_model.outputs) == (2 if bidirectional else 1)
     ids = np.array([[3, 4, 5, 0], [7, 8, 0, 0]], "int32")
@@ -104,8 +106,10 @@ def test_score_reviews_keeps_the_order_of_the_texts():
     lengths = [110, 3, 57, 1, 95, 12, 60, 7, 101]
     texts = np.array([" ".join(rng.choice(words, n)) for n in lengths], dtype=object)
     args = imdb.parse_train_args(["--quick"])
-    vectorizer = imdb_data.make_vectorizer(texts, max_tokens=20, max_length=120)
-    classifier = imdb.build_classifier(args, vectorizer.vocabulary_size())
+    preprocessor = rnn_keras.TextClassifierPreprocessor(max_tokens=20, sequence_length=120)
+    preprocessor.adapt(texts)
+    vectorizer = preprocessor.tokenizer
+    classifier = imdb.new_classifier(args, preprocessor)
     scores = rnn_keras.text.score_texts(classifier, vectorizer, texts, batch_size=2)
     expected = classifier(vectorizer(texts), training=False).numpy().reshape(-1)
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
@@ -155,7 +159,7 @@ def test_quick_run_with_self_training_and_its_resume(tmp_path, tfds_data_dir):
 def test_text_variants_are_masked_crops_of_at_least_half_the_words():
     texts = np.array(["one two three four five six seven eight<br /><br />nine ten", "solo"])
     words = [text.replace("<br /><br />", " ").split() for text in texts]
-    variants = imdb_unlabelled.text_variants(texts, 50, seed=3)
+    variants = recipes.text_variants(texts, 50, seed=3)
     assert len(variants) == 100
     masks = 0
     for index, variant in enumerate(variants):
@@ -170,9 +174,9 @@ def test_text_variants_are_masked_crops_of_at_least_half_the_words():
         assert starts, f"{variant!r} is not a crop of {source}"
         masks += crop.count("xxmask")
     assert 0 < masks < 0.25 * sum(len(v.split()) for v in variants)
-    again = imdb_unlabelled.text_variants(texts, 50, seed=3)
+    again = recipes.text_variants(texts, 50, seed=3)
     assert list(again) == list(variants)
-    assert list(imdb_unlabelled.text_variants(texts, 50, seed=4)) != list(variants)
+    assert list(recipes.text_variants(texts, 50, seed=4)) != list(variants)
 
 
 @pytest.fixture(scope="module")
@@ -352,7 +356,7 @@ response = {"accuracy": float(np.mean(predictions == np.array(request["labels"])
 
 
 def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_path):
-    texts, labels = imdb_data.load_split(tfds_data_dir, "test", 2000)
+    texts, labels = imdb_reviews.load_split(tfds_data_dir, "test", 2000)
     served = run_without_rnn_keras(
         SCORE_REVIEWS,
         {
@@ -374,12 +378,13 @@ def test_committed_keras_file_loads_and_computes_what_the_saved_model_does(tfds_
     """imdb.keras is the SavedModel's model, Unicode line breaks included."""
     import tensorflow as tf
 
-    texts, _ = imdb_data.load_split(tfds_data_dir, "test", 64)
+    texts, _ = imdb_reviews.load_split(tfds_data_dir, "test", 64)
     texts = [*texts, "Dull\x85 and long\u2028 at that.".encode(), "Fine\u2029 film.".encode()]
     model = keras.saving.load_model(REPO_ROOT / "saved_models" / "imdb.keras")
-    classifier = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    assert isinstance(classifier, rnn_keras.SequenceClassifier)
-    assert isinstance(classifier.backbone, rnn_keras.RecurrentBackbone)
+    assert isinstance(model, rnn_keras.SequenceClassifier)
+    assert isinstance(model.backbone, rnn_keras.RecurrentBackbone)
+    assert isinstance(model.preprocessor, rnn_keras.TextClassifierPreprocessor)
+    assert getattr(model, "optimizer", None) is None  # saved without optimizer state
     served = tf.saved_model.load(str(COMMITTED_MODEL))
     np.testing.assert_allclose(
         model.predict(tf.constant(texts), verbose=0).reshape(-1),

@@ -1,13 +1,14 @@
-"""IMDB's movie-disjoint validation (experiments/imdb_data.py) and the n-gram baseline."""
+"""IMDB's movie-disjoint validation (rnn_keras.imdb_reviews) and the n-gram baseline."""
 
 import gzip
 import hashlib
 
 import helpers
-import imdb_data
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
+
+from rnn_keras import imdb_reviews, recipes
 
 
 def write_map(path, pairs):
@@ -22,8 +23,8 @@ def test_movie_groups_join_movies_that_share_a_text(tmp_path):
     # "c" is filed under two movies (a duplicate text), which joins m2 and m3; "f" is unknown.
     pairs = [(b"a", "m1"), (b"b", "m2"), (b"c", "m2"), (b"c", "m3"), (b"d", "m3"), (b"e", "m4")]
     write_map(tmp_path / "map.tsv.gz", pairs)
-    groups, unmatched = imdb_data.movie_groups(
-        texts, imdb_data.read_movie_map(tmp_path / "map.tsv.gz")
+    groups, unmatched = imdb_reviews.movie_groups(
+        texts, imdb_reviews.read_movie_map(tmp_path / "map.tsv.gz")
     )
     assert unmatched == 1
     assert groups[1] == groups[2] == groups[3]
@@ -36,7 +37,7 @@ def test_validation_holds_out_whole_movies(tmp_path):
     texts = np.array([f"review {i}".encode() for i in range(400)], dtype=object)
     write_map(tmp_path / "map.tsv.gz", zip(texts, movies, strict=True))
     labels = rng.integers(0, 2, size=400).astype("float32")
-    (train, train_labels), (val, val_labels), how = imdb_data.validation_split(
+    (train, train_labels), (val, val_labels), how = imdb_reviews.validation_split(
         texts, labels, 0.1, 7, "movie", tmp_path / "map.tsv.gz"
     )
     movie_of = dict(zip(texts, movies, strict=True))
@@ -45,8 +46,8 @@ def test_validation_holds_out_whole_movies(tmp_path):
     assert how["by"] == "movie" and how["validation_movies"] == 4 and how["unmatched_reviews"] == 0
     assert {movie_of[t] for t in val} == {m for m in movies if m in {movie_of[t] for t in val}}
     # Seeded: the same seed gives the same split, another seed another.
-    again = imdb_data.validation_split(texts, labels, 0.1, 7, "movie", tmp_path / "map.tsv.gz")
-    other = imdb_data.validation_split(texts, labels, 0.1, 8, "movie", tmp_path / "map.tsv.gz")
+    again = imdb_reviews.validation_split(texts, labels, 0.1, 7, "movie", tmp_path / "map.tsv.gz")
+    other = imdb_reviews.validation_split(texts, labels, 0.1, 8, "movie", tmp_path / "map.tsv.gz")
     assert again[1][0].tolist() == val.tolist() and other[1][0].tolist() != val.tolist()
     np.testing.assert_array_equal(val_labels, labels[[int(t.split()[1]) for t in val]])
 
@@ -55,22 +56,22 @@ def test_without_a_movie_map_validation_falls_back_to_random_reviews(tmp_path):
     texts = np.array([f"review {i}".encode() for i in range(100)], dtype=object)
     labels = np.zeros(100, "float32")
     with pytest.warns(UserWarning, match="falls back to a random 10% of the reviews"):
-        _, (val, _), how = imdb_data.validation_split(
+        _, (val, _), how = imdb_reviews.validation_split(
             texts, labels, 0.1, 0, "movie", tmp_path / "missing.tsv.gz"
         )
     assert how == {"by": "review"} and len(val) == 10
     write_map(tmp_path / "other.tsv.gz", [(b"another dataset", "tt1")])
     with pytest.warns(UserWarning, match="no review matches the movie map"):
-        imdb_data.validation_split(texts, labels, 0.1, 0, "movie", tmp_path / "other.tsv.gz")
+        imdb_reviews.validation_split(texts, labels, 0.1, 0, "movie", tmp_path / "other.tsv.gz")
 
 
 def test_shipped_movie_map_covers_every_training_review(tfds_data_dir):
-    texts, labels = imdb_data.load_split(tfds_data_dir, "train")
-    groups, unmatched = imdb_data.movie_groups(texts, imdb_data.read_movie_map())
+    texts, labels = imdb_reviews.load_split(tfds_data_dir, "train")
+    groups, unmatched = imdb_reviews.movie_groups(texts, imdb_reviews.read_movie_map())
     assert unmatched == 0
     # 3,456 movies (Maas et al.), a few joined by duplicate texts; at most 30 reviews each.
     assert 3400 < groups.max() + 1 <= 3456 and np.bincount(groups).max() <= 60
-    (train, _), (val, _), how = imdb_data.validation_split(texts, labels, 0.1, 1337)
+    (train, _), (val, _), how = imdb_reviews.validation_split(texts, labels, 0.1, 1337)
     assert how["by"] == "movie" and 0.08 < len(val) / len(texts) < 0.12
     held = set(val.tolist())
     in_val = np.array([text in held for text in texts])
@@ -82,9 +83,9 @@ def test_shipped_movie_map_is_the_one_written_from_the_csv(tmp_path):
     csv = REPO_ROOT.parent / "shared" / "data" / "imdb_movies" / "imdb_reviews_movies.csv"
     if not csv.exists():  # only the data machine has the full CSV; the map is what ships
         pytest.skip("no ../shared/data/imdb_movies/imdb_reviews_movies.csv here")
-    imdb_data.write_movie_map(csv, tmp_path / "map.tsv.gz")
-    assert (tmp_path / "map.tsv.gz").read_bytes() == imdb_data.MOVIE_MAP.read_bytes()
-    assert imdb_data.read_movie_map(csv) == imdb_data.read_movie_map()
+    imdb_reviews.write_movie_map(csv, tmp_path / "map.tsv.gz")
+    assert (tmp_path / "map.tsv.gz").read_bytes() == imdb_reviews.MOVIE_MAP.read_bytes()
+    assert imdb_reviews.read_movie_map(csv) == imdb_reviews.read_movie_map()
 
 
 @pytest.mark.slow
@@ -99,11 +100,9 @@ def test_baseline_quick_run(tmp_path, tfds_data_dir):
 
 
 def test_nb_features_are_naive_bayes_log_count_ratios():
-    import imdb_baseline
-
     texts = np.array([b"good fun", b"good good film", b"bad film", b"bad dull", b"dull fun"])
     labels = np.array([1, 1, 0, 0, 1], "float32")
-    model = imdb_baseline.ngram_classifier(texts, 100, 1, labels)
+    model = recipes.ngram_classifier(texts, labels, max_tokens=100, ngrams=1)
     dense = model.get_layer("logistic")
     dense.set_weights([np.ones((dense.kernel.shape[0], 1)), np.zeros(1)])
     vocabulary = model.get_layer("ngrams").get_vocabulary()

@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "experiments"))  # the experiments' data loaders
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -48,7 +47,7 @@ def check(name, difference, figure):
 
 
 def resave_imdb(models, data_dir):
-    from imdb_data import load_split
+    from rnn_keras.imdb_reviews import load_split
 
     old = keras.saving.load_model(models / "imdb.keras")
     old_classifier = layer_of_type(old, rnn_keras.SequenceClassifier)

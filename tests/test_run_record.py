@@ -1,13 +1,14 @@
-"""experiments/common.py: a fit interrupted and run again resumes with the record and the
-early stopping of the whole run; flags given with --quick."""
+"""rnn_keras.training.resumable_fit: a fit interrupted and run again resumes with the record
+and the early stopping of the whole run; experiments/common.py: flags given with --quick."""
 
-import argparse
+import json
 
-import common
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from rnn_keras.training import resumable_fit
 
 # The monitored value of each epoch, set by the test: epoch 2 (index 1) is the best.
 SCORES = [0.5, 0.9, 0.6, 0.7, 0.65, 0.95]
@@ -38,9 +39,18 @@ def new_model():
 def fit(model, run_dir, scripted):
     x = np.random.default_rng(0).standard_normal((32, 3)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((x, x.sum(axis=1, keepdims=True))).batch(8)
-    args = argparse.Namespace(epochs=len(SCORES), patience=2, quick=True)
     scored = {"monitor": "val_score", "mode": "max", "callbacks": [scripted]}
-    return common.fit(model, args, run_dir, data, data, step_logs=["loss"], **scored)
+    return resumable_fit(
+        model,
+        data,
+        data,
+        run_dir=run_dir,
+        epochs=len(SCORES),
+        patience=2,
+        verbose=0,
+        step_logs=["loss"],
+        **scored,
+    )
 
 
 def test_a_resumed_fit_records_every_epoch_and_keeps_the_best_weights_from_before(tmp_path):
@@ -59,7 +69,7 @@ def test_a_resumed_fit_records_every_epoch_and_keeps_the_best_weights_from_befor
     assert len(history.step_logs["loss"]) == 4 * 4  # 4 steps per epoch
     for got, expected in zip(again.model.get_weights(), first.weights[1], strict=True):
         np.testing.assert_array_equal(got, expected)
-    record = common.json.loads((tmp_path / "history.json").read_text())
+    record = json.loads((tmp_path / "history.json").read_text())
     assert record["history"] == history.history
     assert 0 < record["seconds"][0] < record["seconds"][3] <= seconds
     assert not (tmp_path / "history.best_weights.npz").exists()
