@@ -422,6 +422,7 @@ def pretrain_language_model(
     patience=3,
     verbose="auto",
     name="pretraining",
+    weights_file="pretrained.weights.h5",
 ):
     """ELMo-style pretraining of `backbone` as a `LanguageModel`, once per run folder.
 
@@ -430,7 +431,7 @@ def pretrain_language_model(
     predicts the next id among the `vocabulary_size` most frequent (others are
     out-of-vocabulary). The backbone object itself is trained, so a classifier
     on it starts from the pretrained weights. Returns the record (a resumed run
-    loads the weights saved in `run_dir`).
+    loads the weights saved in `run_dir/<weights_file>`; the record is `<name>.json`).
     """
     from pathlib import Path
 
@@ -438,7 +439,7 @@ def pretrain_language_model(
 
     from rnn_keras.models import LanguageModel
 
-    weights_path = str(Path(run_dir) / f"{name}.weights.h5")
+    weights_path = str(Path(run_dir) / weights_file)
     strategy = backbone.distribute_strategy
     with strategy.scope():
         language_model = LanguageModel(backbone, vocabulary_size)

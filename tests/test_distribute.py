@@ -149,7 +149,7 @@ response = {"replicas": strategy.num_replicas_in_sync}
 @pytest.mark.slow
 def test_timeseries_trains_under_mirrored_on_two_cpus(tmp_path, pm25_csv):
     """Its inputs hold strings, which Keras 3.15's fit cannot reduce across replicas: the
-    experiments train through `strategies.trainer`."""
+    experiments train through `rnn_keras.distribute.trainer`."""
     argv = [
         str(REPO_ROOT / "experiments" / "timeseries.py"),
         *("--quick", "--strategy", "mirrored", "--out", str(tmp_path / "run")),
@@ -281,3 +281,64 @@ response = {"shape": out.shape.as_list(), "values": out.numpy().tolist()}
 """
     served = run_without_rnn_keras(code, {"model": str(run_dir / "export" / "imdb")}, tmp_path)
     assert served["shape"] == [1] and 0.0 <= served["values"][0] <= 1.0
+
+
+# --- keras-team/keras#20585: the reason for rnn_keras.distribute.trainer --------------------
+
+KERAS_20585 = """
+import json
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rnn_keras import distribute
+
+strategy = distribute.strategy("multi-worker")
+with strategy.scope():
+    inputs = keras.Input((None,), dtype="int32")
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, 4)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    model.compile("sgd", "binary_crossentropy", metrics=["accuracy"])
+rng = np.random.default_rng(0)
+ids, labels = rng.integers(1, 9, (32, 5)).astype("int32"), rng.integers(0, 2, (32, 1))
+data = tf.data.Dataset.from_tensor_slices((ids, labels.astype("float32"))).batch(8)
+response = {}
+for name, fitted in (("keras", model), ("trainer", distribute.trainer(model))):
+    try:
+        response[name] = fitted.fit(data, epochs=1, verbose=0).history["loss"]
+    except Exception as error:
+        response[name] = f"{type(error).__name__}: {error}"[:300]
+print("@@" + json.dumps(response), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_keras_fit_under_two_workers_still_fails_on_a_nested_batch(tmp_path):
+    """Canary for keras-team/keras#20585: Keras's own `fit` under a MultiWorkerMirroredStrategy
+    of two workers fails on (ids, labels) batches of numbers (no strings involved), which
+    `rnn_keras.distribute.trainer` trains. When this test fails because Keras's `fit` works,
+    Keras has fixed the issue: remove the trainer and call `fit` directly."""
+    workers = [f"localhost:{free_port()}" for _ in range(2)]
+    processes = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", KERAS_20585],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=tmp_path,
+                env=env,
+            )
+        )
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    responses = [json.loads(out[out.rindex("@@") + 2 :].splitlines()[0]) for out in outputs]
+    for response in responses:
+        assert isinstance(response["keras"], str), "Keras's fit works: keras#20585 is fixed"
+        assert "PerReplica" in response["keras"] and "unsupported type" in response["keras"]
+        assert np.isfinite(response["trainer"][0])
+    assert responses[0]["trainer"] == responses[1]["trainer"]  # one model, trained together

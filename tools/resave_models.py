@@ -20,7 +20,6 @@ model that differs by more than 1e-4. The SavedModels are left as they are.
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
