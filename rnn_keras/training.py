@@ -190,6 +190,7 @@ def saved_step(run_dir, name, load, compute, save):
     record and returns it.
     """
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     record_path = run_dir / f"{name}.json"
     if record_path.exists():
         load()
