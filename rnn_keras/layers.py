@@ -8,14 +8,14 @@ TensorFlow backend it can run the whole sequence through the kernels of
 with one large matmul for the recurrent-kernel gradient); the results equal the
 generic `keras.layers.RNN(cell)` loop.
 
-Which loop runs is chosen by the `implementation` argument, never by the
-layer's name or context:
+Which loop runs is chosen by the `use_fused` argument (after Keras's `use_cudnn`),
+never by the layer's name or context:
 
 * `"auto"` (default): the fused kernel where it applies (`fused_unavailable_reason`
   returns None), else the generic loop;
-* `"fused"`: the fused kernel, or a ValueError at construction that says why it
+* `True`: the fused kernel, or a ValueError at construction that says why it
   cannot apply;
-* `"generic"`: always `keras.layers.RNN`'s loop over the cell.
+* `False`: always `keras.layers.RNN`'s loop over the cell.
 
 The fused kernel applies on the TensorFlow backend, with `unroll=False`, `tanh`
 as `activation` and `sigmoid` as `recurrent_activation` (its gradients are
@@ -23,17 +23,39 @@ written for those), however the user named them (`"tanh"`, `keras.ops.tanh`,
 `tf.tanh`, ...). Masks, `dropout`/`recurrent_dropout`, `return_sequences`/
 `return_state`, `stateful`, `go_backwards`, `initial_state`, stacking and
 `Bidirectional` all take it.
+
+Two arguments are accepted for Keras compatibility and change nothing here:
+
+* `implementation` (1 or 2, default 2) has Keras's meaning, a performance hint
+  on how the cell splits its matmuls. Both give the same results in Keras, and
+  here they run the same code: the value is stored and saved, nothing more.
+  (Up to rnn_keras 0.3, `implementation` chose the loop as "auto"/"fused"/"generic";
+  `from_config` reads those saved values as `use_fused` "auto"/True/False.)
+* `use_cudnn` ("auto", True or False) asks Keras for its cuDNN kernel, which
+  only exists on CUDA GPUs; these layers run their own kernels, so it is stored
+  and saved and has no effect (`use_fused` chooses the kernel).
+
+Every keyword `keras.layers.SimpleRNN`/`LSTM`/`GRU` accept is accepted here
+with the same meaning (so `from_config` reads their configs too), except that
+`GRU` refuses `reset_after=True` (see `GRUCell`).
 """
 
+import numbers
+
 import keras
-from keras import activations, ops
+from keras import activations, ops, regularizers
 
 from rnn_keras.cells import GRUCell, LSTMCell, SimpleRNNCell, get_cell
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "LAYERS", "get_layer", "fused_unavailable_reason"]
 
-IMPLEMENTATIONS = ("auto", "fused", "generic")
-# Arguments that belong to keras.layers.RNN (the rest of a layer's own arguments go to its cell).
+USE_FUSED = ("auto", True, False)
+IMPLEMENTATIONS = (1, 2)
+USE_CUDNN = ("auto", True, False)
+# `implementation` before it took Keras's meaning (saved configs may hold these): the
+# `use_fused` value each one means.
+_LEGACY_IMPLEMENTATIONS = {"auto": "auto", "fused": True, "generic": False}
+# Arguments that belong to keras.layers.RNN.
 _RNN_ARGS = (
     "return_sequences",
     "return_state",
@@ -43,7 +65,25 @@ _RNN_ARGS = (
     "zero_output_for_mask",
     "activity_regularizer",
 )
-_FAST_PATH_ARGS = ("implementation", "batch_splits", "steps_per_iteration")
+# Arguments of a layer's cell (each layer adds its cell's own, e.g. `unit_forget_bias`).
+_CELL_ARGS = (
+    "activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "dropout",
+    "recurrent_dropout",
+    "seed",
+)
+# Arguments the layer itself stores and saves.
+_LAYER_ARGS = ("use_fused", "implementation", "use_cudnn", "batch_splits", "steps_per_iteration")
 
 
 def _activation_set(name):
@@ -60,8 +100,8 @@ def fused_unavailable_reason(layer):
     """Why `layer` cannot run the fused kernel, or None where it can.
 
     The one eligibility rule of the fast path (compare `cudnn_ok` in Keras's
-    TensorFlow backend); `implementation="auto"` falls back to the generic loop
-    where it returns a reason, and `implementation="fused"` raises it.
+    TensorFlow backend); `use_fused="auto"` falls back to the generic loop
+    where it returns a reason, and `use_fused=True` raises it.
     """
     cell = layer.cell
     if keras.backend.backend() != "tensorflow":
@@ -111,29 +151,58 @@ def _arguments(local_variables):
     return {**arguments, **kwargs}
 
 
+def _is_one_of(value, allowed):
+    """`value in allowed`, but without 1 == True or 0 == False (or 2.0 == 2) passing."""
+    return any(type(value) is type(a) and value == a for a in allowed)
+
+
 class _SequenceLayer(keras.layers.RNN):
     """An RNN that owns its cell and may run the whole sequence in one fused kernel.
 
-    Subclasses set `cell_class` and `_run_kernel`, and list their arguments
-    explicitly (Keras's order and defaults); everything arrives here by name.
+    Subclasses set `cell_class`, `cell_arguments` and `_run_kernel`, and list
+    their arguments explicitly (Keras's order and defaults); everything arrives
+    here by name. The cell's arguments go to the cell, `keras.layers.RNN`'s to
+    it, this layer's own (`use_fused`, ...) are stored, and the rest (`name`,
+    `dtype`, `trainable`, `input_shape`, ...) go to `keras.layers.Layer`.
     """
 
     cell_class = None
+    cell_arguments = _CELL_ARGS
 
     def __init__(
         self,
         units,
-        implementation="auto",
+        use_fused="auto",
+        implementation=2,
+        use_cudnn="auto",
         batch_splits="auto",
         steps_per_iteration=4,
-        use_cudnn="auto",
         **arguments,
     ):
         name = type(self).__name__
-        if implementation not in IMPLEMENTATIONS:
+        if not _is_one_of(use_fused, USE_FUSED):
             raise ValueError(
-                f"{name}: `implementation` must be one of {IMPLEMENTATIONS}. "
+                f"{name}: `use_fused` must be 'auto', True or False. "
+                f"Received: use_fused={use_fused!r}"
+            )
+        if isinstance(implementation, str) and implementation in _LEGACY_IMPLEMENTATIONS:
+            raise ValueError(
+                f"{name}: `implementation` has Keras's meaning now, 1 or 2 (no effect on the "
+                f"results), and `use_fused` chooses the loop. Received: "
+                f"implementation={implementation!r}; for the loop it chose, pass "
+                f"use_fused={_LEGACY_IMPLEMENTATIONS[implementation]!r}"
+            )
+        if isinstance(implementation, numbers.Integral) and not isinstance(implementation, bool):
+            implementation = int(implementation)  # a NumPy integer, say
+        if not _is_one_of(implementation, IMPLEMENTATIONS):
+            raise ValueError(
+                f"{name}: `implementation` must be 1 or 2, as in Keras. "
                 f"Received: implementation={implementation!r}"
+            )
+        if not _is_one_of(use_cudnn, USE_CUDNN):
+            raise ValueError(
+                f"{name}: `use_cudnn` must be 'auto', True or False, as in Keras. "
+                f"Received: use_cudnn={use_cudnn!r}"
             )
         if batch_splits != "auto" and (
             not isinstance(batch_splits, int) or isinstance(batch_splits, bool) or batch_splits < 1
@@ -151,36 +220,30 @@ class _SequenceLayer(keras.layers.RNN):
                 f"{name}: `steps_per_iteration` must be a positive integer. "
                 f"Received: steps_per_iteration={steps_per_iteration!r}"
             )
-        if use_cudnn not in ("auto", False):
-            raise ValueError(
-                f"{name}: rnn_keras layers run their own kernels, not cuDNN, so `use_cudnn` "
-                f"must be 'auto' or False. Received: use_cudnn={use_cudnn!r} (for cuDNN, use "
-                "Keras's built-in layer of the same name)"
-            )
         shared_cell = arguments.pop("cell", None)
+        cell_arguments = {k: arguments.pop(k) for k in self.cell_arguments if k in arguments}
         rnn_arguments = {k: arguments.pop(k) for k in _RNN_ARGS if k in arguments}
-        layer_arguments = {
-            k: arguments.pop(k) for k in ("name", "dtype", "trainable") if k in arguments
-        }
+        layer_arguments = arguments  # name, dtype, trainable, input_shape, ...
         cell = shared_cell or self.cell_class(
             units,
             dtype=layer_arguments.get("dtype"),
             trainable=layer_arguments.get("trainable", True),
             name=self.cell_class.__name__.lower(),
-            **arguments,
+            **cell_arguments,
         )
         super().__init__(cell, **rnn_arguments, **layer_arguments)
         self.input_spec = keras.layers.InputSpec(ndim=3)
+        self.use_fused = use_fused
         self.implementation = implementation
+        self.use_cudnn = use_cudnn
         self.batch_splits = batch_splits
         self.steps_per_iteration = steps_per_iteration
-        self.use_cudnn = use_cudnn
-        if implementation == "fused":
+        if use_fused is True:
             reason = fused_unavailable_reason(self)
             if reason is not None:
                 raise ValueError(
-                    f"{name}(implementation='fused') cannot run the fused kernel: {reason}. "
-                    "Use implementation='auto' (falls back to the generic loop) or 'generic'."
+                    f"{name}(use_fused=True) cannot run the fused kernel: {reason}. "
+                    "Use use_fused='auto' (falls back to the generic loop) or False."
                 )
 
     def build(self, sequences_shape, initial_state_shape=None):
@@ -192,7 +255,7 @@ class _SequenceLayer(keras.layers.RNN):
 
     def uses_fast_path(self):
         """Whether calls run the fused kernel (True) or the generic per-step loop."""
-        return self.implementation != "generic" and fused_unavailable_reason(self) is None
+        return self.use_fused is not False and fused_unavailable_reason(self) is None
 
     def resolved_batch_splits(self):
         """The number of concurrent time loops: `batch_splits`, with "auto" resolved.
@@ -297,11 +360,30 @@ class _SequenceLayer(keras.layers.RNN):
         cell_config = self.cell.get_config()
         for key in ("name", "dtype", "trainable"):
             cell_config.pop(key, None)
-        fast_path = {k: getattr(self, k) for k in (*_FAST_PATH_ARGS, "use_cudnn")}
-        return {**cell_config, **config, **fast_path}
+        # Always present, as in Keras's layers (keras.layers.Layer omits it when None).
+        config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        own = {k: getattr(self, k) for k in _LAYER_ARGS}
+        return {**cell_config, **config, **own}
 
     @classmethod
     def from_config(cls, config):
+        """The layer of `config`: ours, `keras.layers.SimpleRNN`/`LSTM`/`GRU`'s, or a legacy one.
+
+        Configs saved by rnn_keras 0.3 and before hold "auto", "fused" or
+        "generic" in `implementation`, which chose the loop; they load as
+        `use_fused` "auto", True or False, with Keras's `implementation=2`.
+        """
+        config = dict(config)
+        legacy = config.get("implementation")
+        if isinstance(legacy, str) and legacy in _LEGACY_IMPLEMENTATIONS:
+            if "use_fused" in config:
+                raise ValueError(
+                    f"{cls.__name__}.from_config: a config holds either a legacy "
+                    "`implementation` string or `use_fused`, not both. Received: "
+                    f"implementation={legacy!r}, use_fused={config['use_fused']!r}"
+                )
+            config["use_fused"] = _LEGACY_IMPLEMENTATIONS[legacy]
+            config["implementation"] = 2
         return cls(**config)
 
 
@@ -327,8 +409,13 @@ _ARGS_DOC = """
         stateful: carry the final states into the next batch (needs a fixed batch size).
         unroll: unroll the time loop in Python (the generic loop; short sequences only).
         zero_output_for_mask: output zeros, not the previous output, at masked steps.{reset_after}
-        use_cudnn: "auto" or False (there is no cuDNN kernel here; True raises).
-        implementation: "auto", "fused" or "generic": which loop runs (module docstring).
+        use_fused: which loop runs (module docstring): "auto" (the fused kernel where
+            it applies, else the generic loop), True (the fused kernel, or a
+            ValueError at construction saying why not) or False (the generic loop).
+        implementation: 1 or 2, Keras's performance hint; stored and saved, no effect
+            here (both give the same results, as in Keras).
+        use_cudnn: "auto", True or False, Keras's switch for its cuDNN kernel (CUDA
+            GPUs only); stored and saved, no effect here (`use_fused` chooses the kernel).
         batch_splits: "auto" or a positive integer: the fused kernel runs this many
             independent time loops over slices of the batch at once, so that the
             cores of a CPU work in parallel. "auto" is 2 without a GPU, 1 with one.
@@ -337,7 +424,8 @@ _ARGS_DOC = """
         steps_per_iteration: time steps per iteration of the fused kernel's
             `tf.while_loop` (partial unrolling, which shares the loop's control-flow
             cost among the steps).
-        **kwargs: `name`, `dtype`, `trainable` of the layer.
+        **kwargs: the arguments of `keras.layers.Layer` (`name`, `dtype`, `trainable`,
+            ...).
 """
 _RECURRENT_ACTIVATION_DOC = """
         recurrent_activation: the gates' activation (default sigmoid)."""
@@ -391,7 +479,8 @@ class SimpleRNN(_SequenceLayer):
         unroll=False,
         seed=None,
         zero_output_for_mask=False,
-        implementation="auto",
+        use_fused="auto",
+        implementation=2,
         batch_splits="auto",
         steps_per_iteration=4,
         **kwargs,
@@ -421,6 +510,7 @@ class LSTM(_SequenceLayer):
     """
 
     cell_class = LSTMCell
+    cell_arguments = (*_CELL_ARGS, "recurrent_activation", "unit_forget_bias")
 
     def __init__(
         self,
@@ -449,7 +539,8 @@ class LSTM(_SequenceLayer):
         unroll=False,
         use_cudnn="auto",
         zero_output_for_mask=False,
-        implementation="auto",
+        use_fused="auto",
+        implementation=2,
         batch_splits="auto",
         steps_per_iteration=4,
         **kwargs,
@@ -482,6 +573,7 @@ class GRU(_SequenceLayer):
     """
 
     cell_class = GRUCell
+    cell_arguments = (*_CELL_ARGS, "recurrent_activation")
 
     def __init__(
         self,
@@ -510,7 +602,8 @@ class GRU(_SequenceLayer):
         reset_after=False,
         use_cudnn="auto",
         zero_output_for_mask=False,
-        implementation="auto",
+        use_fused="auto",
+        implementation=2,
         batch_splits="auto",
         steps_per_iteration=4,
         **kwargs,

@@ -40,7 +40,7 @@ def test_layer_matches_the_numpy_reference(cell_name):
         assert not layer.uses_fast_path()
         assert "TensorFlow-only" in rnn_keras.fused_unavailable_reason(layer)
         with pytest.raises(ValueError, match="cannot run the fused kernel.*TensorFlow-only"):
-            rnn_keras.get_layer(cell_name)(5, implementation="fused")
+            rnn_keras.get_layer(cell_name)(5, use_fused=True)
 
 
 @pytest.mark.parametrize("cell_name", CELLS)

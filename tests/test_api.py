@@ -22,22 +22,127 @@ def test_every_builtin_argument_is_accepted_by_name(cell_name):
     for name, parameter in theirs.items():
         if name not in ("self", "kwargs", "reset_after"):
             assert ours[name].default == parameter.default, name
+    # Keras's LSTM and GRU take `implementation` through **kwargs, default 2.
+    assert ours["implementation"].default == 2
     assert "Args:" in rnn_keras.get_layer(cell_name).__doc__
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_layer_keyword_arguments_go_to_the_layer(cell_name):
+    layer_class = rnn_keras.get_layer(cell_name)
+    with pytest.warns(UserWarning, match="input_shape"):  # Keras warns the same
+        model = keras.Sequential([layer_class(4, input_shape=(5, 3), autocast=False)])
+    assert model.built and model.output_shape == (None, 4)
+    assert model.layers[0].autocast is False
+    with pytest.raises(
+        ValueError, match=f"Unrecognized keyword arguments passed to {layer_class.__name__}"
+    ):
+        layer_class(4, not_an_argument=1)
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_keras_layer_configs_load(cell_name):
+    """`from_config` reads keras.layers.SimpleRNN/LSTM/GRU configs (GRU: reset_after=False)."""
+    layer_class = rnn_keras.get_layer(cell_name)
+    arguments = {"reset_after": False} if cell_name == "gru" else {}
+    keras_layer = BUILTIN[cell_name](
+        8,
+        return_sequences=True,
+        go_backwards=True,
+        dropout=0.25,
+        seed=5,
+        kernel_regularizer="l2",
+        name="theirs",
+        dtype="float64",
+        **arguments,
+    )
+    config = keras_layer.get_config()
+    layer = layer_class.from_config(config)
+    assert type(layer) is layer_class and layer.name == "theirs"
+    assert layer.dtype_policy.name == "float64" and layer.cell.dtype_policy.name == "float64"
+    assert (layer.units, layer.return_sequences, layer.go_backwards) == (8, True, True)
+    # keras.layers.SimpleRNN leaves `seed` out of its config.
+    assert (layer.cell.dropout, layer.cell.seed) == (0.25, config.get("seed"))
+    assert layer.cell.kernel_regularizer is not None
+    assert layer.use_fused == "auto" and layer.implementation == 2 and layer.uses_fast_path()
+    ours = layer.get_config()
+    for key, value in config.items():
+        if key != "reset_after":
+            assert ours[key] == value, key
+    assert layer_class.from_config(ours).get_config() == ours
+    # Weights move across: our cells keep Keras's fused layout (GRU: see GRUCell).
+    x = np.random.default_rng(0).standard_normal((2, 5, 3))
+    keras_layer.build(x.shape)
+    layer.build(x.shape)
+    assert [w.shape for w in layer.get_weights()] == [w.shape for w in keras_layer.get_weights()]
+    if cell_name != "gru":
+        layer.set_weights(keras_layer.get_weights())
+        np.testing.assert_allclose(layer(x), keras_layer(x), rtol=1e-10, atol=1e-12)
+
+
+def test_keras_gru_config_with_reset_after_is_refused_clearly():
+    config = keras.layers.GRU(8).get_config()
+    assert config["reset_after"] is True
+    with pytest.raises(ValueError, match="GRU.*reset_after.*must be False.*reset_after=True"):
+        rnn_keras.GRU.from_config(config)
 
 
 def test_arguments_that_cannot_apply_are_refused():
     with pytest.raises(ValueError, match="reset_after.*must be False.*reset_after=True"):
         rnn_keras.GRU(4, reset_after=True)
     assert rnn_keras.GRU(4, reset_after=False).get_config()["reset_after"] is False
-    for layer_class in (rnn_keras.LSTM, rnn_keras.GRU):
-        with pytest.raises(ValueError, match="not cuDNN.*use_cudnn=True"):
-            layer_class(4, use_cudnn=True)
-    with pytest.raises(ValueError, match="implementation.*Received: implementation=2"):
-        rnn_keras.LSTM(4, implementation=2)
     with pytest.raises(ValueError, match="batch_splits.*Received: batch_splits=0"):
         rnn_keras.LSTM(4, batch_splits=0)
     with pytest.raises(ValueError, match="steps_per_iteration.*Received: steps_per_iteration=0"):
         rnn_keras.LSTM(4, steps_per_iteration=0)
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_bad_values_name_the_layer_the_expected_and_the_received(cell_name):
+    layer_class = rnn_keras.get_layer(cell_name)
+    name = layer_class.__name__
+    for value in (1, 0, "fused", None):
+        with pytest.raises(ValueError, match=f"{name}: `use_fused` must be 'auto', True or False"):
+            layer_class(4, use_fused=value)
+    for value in (0, 3, True, 2.0, "2", None):
+        with pytest.raises(
+            ValueError, match=f"{name}: `implementation` must be 1 or 2.*implementation={value!r}"
+        ):
+            layer_class(4, implementation=value)
+    # The old meaning, passed to the constructor, says what to pass now.
+    for legacy, use_fused in (("auto", "'auto'"), ("fused", "True"), ("generic", "False")):
+        with pytest.raises(
+            ValueError, match=f"{name}: `implementation` has Keras's meaning.*use_fused={use_fused}"
+        ):
+            layer_class(4, implementation=legacy)
+    for value in (1, "cuda", None):
+        with pytest.raises(ValueError, match=f"{name}: `use_cudnn` must be 'auto', True or False"):
+            layer_class(4, use_cudnn=value)
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_implementation_is_keras_hint_with_no_effect(cell_name):
+    """implementation=1 and 2 (and use_cudnn, CUDA-only) are stored and saved; same outputs."""
+    layer_class = rnn_keras.get_layer(cell_name)
+    x = np.random.default_rng(0).standard_normal((3, 6, 2)).astype("float32")
+    outputs = {}
+    for implementation in (1, 2):
+        for use_cudnn in ("auto", True, False):
+            layer = layer_class(
+                4, implementation=implementation, use_cudnn=use_cudnn, return_sequences=True
+            )
+            layer.build(x.shape)
+            layer.set_weights(
+                [np.full(w.shape, 0.1, "float32") * (i + 1) for i, w in enumerate(layer.weights)]
+            )
+            config = layer.get_config()
+            assert (config["implementation"], config["use_cudnn"]) == (implementation, use_cudnn)
+            assert layer_class.from_config(config).get_config() == config
+            assert layer.uses_fast_path()
+            outputs[implementation, use_cudnn] = keras.ops.convert_to_numpy(layer(x))
+    first = outputs[1, "auto"]
+    for output in outputs.values():
+        np.testing.assert_array_equal(output, first)
 
 
 def test_activity_regularizer_belongs_to_the_layer():
@@ -53,21 +158,60 @@ def test_activity_regularizer_belongs_to_the_layer():
 
 
 @pytest.mark.parametrize("cell_name", CELL_NAMES)
-def test_fused_kernel_is_chosen_by_the_implementation_argument(cell_name):
+def test_fused_kernel_is_chosen_by_the_use_fused_argument(cell_name):
     layer_class = rnn_keras.get_layer(cell_name)
-    assert layer_class(4).uses_fast_path()
-    assert layer_class(4, implementation="fused").uses_fast_path()
-    assert not layer_class(4, implementation="generic").uses_fast_path()
+    assert layer_class(4).use_fused == "auto" and layer_class(4).uses_fast_path()
+    assert layer_class(4, use_fused=True).uses_fast_path()
+    assert not layer_class(4, use_fused=False).uses_fast_path()
     for tanh in ("tanh", keras.activations.tanh, keras.ops.tanh, tf.tanh, tf.math.tanh):
-        assert layer_class(4, activation=tanh, implementation="fused").uses_fast_path()
-    with pytest.raises(ValueError, match="cannot run the fused kernel.*unroll=True"):
-        layer_class(4, unroll=True, implementation="fused")
+        assert layer_class(4, activation=tanh, use_fused=True).uses_fast_path()
+    with pytest.raises(ValueError, match=r"\(use_fused=True\) cannot run the fused.*unroll=True"):
+        layer_class(4, unroll=True, use_fused=True)
     with pytest.raises(ValueError, match="cannot run the fused kernel.*activation=tanh.*relu"):
-        layer_class(4, activation="relu", implementation="fused")
+        layer_class(4, activation="relu", use_fused=True)
     assert not layer_class(4, activation="relu").uses_fast_path()  # auto falls back
-    config = layer_class(4, implementation="generic", batch_splits=3).get_config()
-    assert (config["implementation"], config["batch_splits"]) == ("generic", 3)
+    assert not layer_class(4, unroll=True).uses_fast_path()
+    assert not layer_class(4, activation="relu", use_fused=False).uses_fast_path()
+    config = layer_class(4, use_fused=False, batch_splits=3).get_config()
+    assert (config["use_fused"], config["implementation"], config["batch_splits"]) == (False, 2, 3)
     assert config["steps_per_iteration"] == 4
+    for use_fused in ("auto", True, False):
+        layer = layer_class.from_config(layer_class(4, use_fused=use_fused).get_config())
+        assert layer.use_fused is use_fused or layer.use_fused == use_fused == "auto"
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_legacy_implementation_strings_load_as_use_fused(cell_name):
+    """Configs saved by rnn_keras 0.3 chose the loop with `implementation`: they still load."""
+    layer_class = rnn_keras.get_layer(cell_name)
+    config = layer_class(4, return_sequences=True, name="old").get_config()
+    del config["use_fused"]
+    for legacy, use_fused in (("auto", "auto"), ("fused", True), ("generic", False)):
+        layer = layer_class.from_config({**config, "implementation": legacy})
+        assert layer.use_fused == use_fused and type(layer.use_fused) is type(use_fused)
+        assert layer.implementation == 2
+        assert layer.uses_fast_path() is (use_fused is not False)
+    # As a saved file holds it: Keras's serialization, dispatched to our from_config.
+    serialized = keras.saving.serialize_keras_object(layer_class(4, name="old"))
+    del serialized["config"]["use_fused"]
+    serialized["config"]["implementation"] = "generic"
+    layer = keras.saving.deserialize_keras_object(serialized)
+    assert type(layer) is layer_class and layer.use_fused is False
+    assert not layer.uses_fast_path()
+    assert layer.get_config()["implementation"] == 2
+    with pytest.raises(ValueError, match="legacy `implementation` string or `use_fused`"):
+        layer_class.from_config({**config, "implementation": "generic", "use_fused": True})
+
+
+def test_dropout_rnn_cell_is_imported_from_keras_src_only_while_keras_keeps_it_private():
+    """rnn_keras.cells imports DropoutRNNCell from keras.src: Keras exports no public name."""
+    assert not hasattr(keras.layers, "DropoutRNNCell"), (
+        "Keras now exports DropoutRNNCell publicly: import it from keras.layers in "
+        "rnn_keras/cells.py instead of keras.src, and delete this test"
+    )
+    # The private class is the one Keras's own cells mix in (and keras.layers.RNN checks for).
+    assert issubclass(keras.layers.LSTMCell, rnn_keras.cells.DropoutRNNCell)
+    assert issubclass(rnn_keras.LSTMCell, rnn_keras.cells.DropoutRNNCell)
 
 
 @pytest.mark.parametrize("cell_name", ["lstm", "gru"])
@@ -76,7 +220,7 @@ def test_sigmoid_however_named_keeps_the_fused_kernel(cell_name):
     for sigmoid in ("sigmoid", keras.ops.sigmoid, tf.sigmoid, tf.nn.sigmoid):
         assert layer_class(4, recurrent_activation=sigmoid).uses_fast_path()
     with pytest.raises(ValueError, match="recurrent_activation=sigmoid.*hard_sigmoid"):
-        layer_class(4, recurrent_activation="hard_sigmoid", implementation="fused")
+        layer_class(4, recurrent_activation="hard_sigmoid", use_fused=True)
 
 
 def test_bidirectional_copies_are_set_explicitly_not_by_name():

@@ -20,7 +20,7 @@ LENGTHS = [7, 5, 2]
 def twins(cell_name, build_shape=(None, None, INPUT_DIM), weight_seed=0, **kwargs):
     """A fast layer and a generic RNN over the same cell config, with the same random weights."""
     cell_keys = {"dropout", "recurrent_dropout", "seed", "activation"}
-    fast_only = {"steps_per_iteration", "batch_splits", "implementation"}
+    fast_only = {"steps_per_iteration", "batch_splits", "use_fused", "implementation", "use_cudnn"}
     cell_kwargs = {k: v for k, v in kwargs.items() if k in cell_keys}
     rnn_kwargs = {k: v for k, v in kwargs.items() if k not in cell_keys | fast_only}
     fast = FAST[cell_name](UNITS, **kwargs)
@@ -222,6 +222,30 @@ def test_fallback_to_generic_loop_stays_correct(cell_name):
         assert_same(
             outputs_and_gradients(fast, x, mask, probes=probes),
             outputs_and_gradients(generic, x, mask, probes=probes),
+        )
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_use_fused_false_runs_the_generic_loop_of_the_same_layer(cell_name):
+    """One layer class, both loops: use_fused=True and False agree, whatever `implementation`."""
+    x, mask = data(seed=15)
+    fused, generic = twins(cell_name, return_sequences=True, return_state=True, use_fused=True)
+    assert fused.uses_fast_path()
+    for implementation in (1, 2):
+        loop = FAST[cell_name](
+            UNITS,
+            return_sequences=True,
+            return_state=True,
+            use_fused=False,
+            implementation=implementation,
+        )
+        loop.build((None, None, INPUT_DIM))
+        loop.set_weights(fused.get_weights())
+        assert not loop.uses_fast_path()
+        probes = probes_for(generic, x, mask=mask)
+        assert_same(
+            outputs_and_gradients(fused, x, mask, probes=probes),
+            outputs_and_gradients(loop, x, mask, probes=probes),
         )
 
 

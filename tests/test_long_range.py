@@ -92,7 +92,7 @@ def test_gradient_through_time_fused_equals_the_generic_loop(cell):
     """The fused kernels' backward pass gives the dL/dh_t of autodiff through the cell loop."""
     inputs, targets = long_range.test_set(30, 8, 3)
     _, recurrent, head = long_range.build_model(cell, 30, 6, seed=0)
-    generic = rnn_keras.get_layer(cell)(6, implementation="generic")
+    generic = rnn_keras.get_layer(cell)(6, use_fused=False)
     generic.build((None, None, 2))
     generic.set_weights(recurrent.get_weights())
     assert recurrent.uses_fast_path() and not generic.uses_fast_path()

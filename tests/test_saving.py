@@ -1,5 +1,8 @@
 """Round trips: get_config/from_config, .keras files, and SavedModel in a fresh process."""
 
+import json
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -86,6 +89,49 @@ def test_models_keras_file_round_trip(tmp_path):
         np.testing.assert_array_equal(
             restored.predict(ids, verbose=0), model.predict(ids, verbose=0)
         )
+
+
+def as_legacy_config(layer_config, legacy):
+    """A layer config as rnn_keras 0.3 saved it: the loop chosen by `implementation`."""
+    config = {k: v for k, v in layer_config.items() if k != "use_fused"}
+    return {**config, "implementation": legacy}
+
+
+@pytest.mark.parametrize("cell_name", CELL_NAMES)
+def test_keras_file_with_legacy_implementation_loads(cell_name, tmp_path):
+    """A .keras file whose layer configs hold implementation="generic"/"fused" still loads."""
+    inputs = keras.Input((None, INPUT_DIM))
+    layer_class = rnn_keras.get_layer(cell_name)
+    x = layer_class(4, return_sequences=True, name="first")(inputs)
+    x = layer_class(3, name="second")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    randomize_weights(model, seed=4)
+    new_path, old_path = tmp_path / "new.keras", tmp_path / "old.keras"
+    model.save(new_path)
+    with zipfile.ZipFile(new_path) as new, zipfile.ZipFile(old_path, "w") as old:
+        for item in new.infolist():
+            data = new.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                legacy = {"first": "generic", "second": "fused"}
+                for layer in config["config"]["layers"]:
+                    if layer["config"]["name"] in legacy:
+                        layer_config = layer["config"]
+                        layer["config"] = as_legacy_config(
+                            layer_config, legacy.pop(layer_config["name"])
+                        )
+                assert not legacy
+                data = json.dumps(config)
+            old.writestr(item, data)
+    restored = keras.saving.load_model(old_path)
+    first, second = restored.get_layer("first"), restored.get_layer("second")
+    assert (first.use_fused, second.use_fused) == (False, True)
+    assert first.implementation == second.implementation == 2
+    assert not first.uses_fast_path() and second.uses_fast_path()
+    x = np.random.default_rng(5).standard_normal((3, 6, INPUT_DIM)).astype("float32")
+    np.testing.assert_allclose(
+        restored.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 SERVE_IN_FRESH_PROCESS = """
