@@ -60,7 +60,7 @@ def recurrent_layer(
         return_sequences, stateful: as in `keras.layers.RNN`.
         name: layer name (of the `Bidirectional` wrapper when bidirectional).
         **layer_kwargs: the layer's other arguments (`dropout`,
-            `recurrent_dropout`, initializers, `implementation`, ...).
+            `recurrent_dropout`, initializers, `use_fused`, ...).
     """
     if bidirectional:
         layer_kwargs.setdefault("batch_splits", 1)
