@@ -1,4 +1,4 @@
-"""The README's notebook example runs as written."""
+"""The README's examples, and those of the reports in docs/, run as written."""
 
 import re
 import subprocess
@@ -8,18 +8,50 @@ import pytest
 from conftest import REPO_ROOT
 
 
-@pytest.mark.slow
-def test_readme_examples_run(tmp_path):
-    """Every Python block of the README, in order, as one program (later ones use earlier ones)."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    example = "\n".join(re.findall(r"```python\n(.*?)```", readme, flags=re.S))
-    for name in ("rnn_keras.LSTM", "model.fit", "RecurrentBackbone", "GradientNormMonitor"):
-        assert name in example
-    (tmp_path / "saved_models").symlink_to(REPO_ROOT / "saved_models")  # examples load from it
+def _python_blocks(path):
+    """Every ```python block of a Markdown file, in order, as one program."""
+    return "\n".join(re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S))
+
+
+def _run(program, tmp_path):
+    """Runs `program` in `tmp_path`, where saved_models/ is the repository's (examples load it)."""
+    (tmp_path / "saved_models").symlink_to(REPO_ROOT / "saved_models")
     result = subprocess.run(
-        [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.mark.integration  # about 30 s: two small fits, three exports, the committed models
+def test_readme_examples_run(tmp_path):
+    """Every Python block of the README, in order, as one program (later ones use earlier ones)."""
+    example = _python_blocks(REPO_ROOT / "README.md")
+    for name in (
+        "rnn_keras.LSTM",
+        "model.fit",
+        "RecurrentBackbone",
+        "GradientNormMonitor",
+        "TextClassifierPreprocessor",
+        "predict([",
+        "generate(",
+        "score(",
+        "SequenceRegressor",
+    ):
+        assert name in example
+    _run(example, tmp_path)
     assert (tmp_path / "model.keras").is_file()
     assert (tmp_path / "saved_model" / "saved_model.pb").is_file()
-    assert "Traceback" not in result.stderr
+    assert (tmp_path / "text_classifier" / "saved_model.pb").is_file()
+
+
+DOCS_WITH_EXAMPLES = sorted(
+    path.name for path in (REPO_ROOT / "docs").glob("*.md") if "```python" in path.read_text()
+)
+
+
+@pytest.mark.parametrize("name", DOCS_WITH_EXAMPLES)
+def test_docs_examples_run(name, tmp_path):
+    """Every Python block of one report in docs/, in order, as one program."""
+    _run(_python_blocks(REPO_ROOT / "docs" / name), tmp_path)
