@@ -166,7 +166,7 @@ class _FusedCell(keras.layers.Layer, DropoutRNNCell):
 
         The bias is added last, to the sum: TensorFlow's graph optimizer fuses a
         MatMul directly followed by its BiasAdd into one oneDNN call, which is
-        slower at these small per-step shapes (README, "Speed").
+        slower at these small per-step shapes (docs/benchmark.md).
         """
         z = self._input_matmul(inputs, training) + ops.matmul(
             self._recurrent_input(h_prev, training), self.recurrent_kernel

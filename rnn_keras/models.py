@@ -50,7 +50,7 @@ def recurrent_layer(
 
     Inside `Bidirectional` the layer gets `batch_splits=1` unless told otherwise:
     the two directions already run at the same time, and more concurrent loops
-    only add overhead there (README, "Speed").
+    only add overhead there (docs/benchmark.md).
 
     Args:
         cell: "simple", "lstm" or "gru".
