@@ -19,9 +19,16 @@ logs and the `BackupAndRestore` checkpoint. Exports go to `--export-dir`
 (default `saved_models/`; the run folder with `--quick`):
 
 * `char_rnn/`: a SavedModel with the endpoints `generate`, `score`,
-  `initial_state`, `step` and `vocabulary` (`rnn_keras.export.export_text_generator`),
-  served by `tf.saved_model.load` with no code of ours;
-* `char_rnn.keras`: the trained model for further training.
+  `initial_state`, `step` and `vocabulary` (`LanguageModel.export`), served by
+  `tf.saved_model.load` with no code of ours;
+* `char_rnn.keras`: the `LanguageModel` with its `LanguageModelPreprocessor`
+  (`rnn_keras.export.save_model`: no optimizer state), for `generate` and
+  `score` on strings or further training.
+
+The model is `rnn_keras.LanguageModel` on a stateful `RecurrentBackbone`, its
+vocabulary a `LanguageModelPreprocessor(split="characters")` of the training
+text's characters (id 0: unknown); the stream windows and the state resets are
+`rnn_keras.windows`'.
 """
 
 import argparse
@@ -34,7 +41,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rnn_keras import training  # noqa: E402
+from rnn_keras import training, windows  # noqa: E402
+from rnn_keras.export import save_model  # noqa: E402
 
 DEFAULTS = {
     "cell": "lstm",
@@ -60,6 +68,10 @@ QUICK = {
     "batch_size": 8,
     "epochs": 1,
 }
+HELP = {
+    "seq_len": "truncated-BPTT window", "batch_size": "parallel streams",
+    "epochs": "at most; early stopping", "lr": "Adam learning rate", "clipnorm": "global-norm clip",
+}  # fmt: skip
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 SAMPLE_PROMPT = "ROMEO:"
 SAMPLE_CHARS = 600
@@ -84,52 +96,6 @@ def load_splits(data_dir, manual_dir=None, max_chars=None):
     return texts
 
 
-def make_lookup(train_text):
-    """StringLookup over the training text's characters; id 0 is out-of-vocabulary."""
-    import keras
-
-    return keras.layers.StringLookup(
-        vocabulary=sorted(set(train_text)),
-        num_oov_indices=1,
-        mask_token=None,
-        name="char_lookup",
-    )
-
-
-def encode(lookup, text):
-    import tensorflow as tf
-
-    chars = tf.strings.unicode_split(text, "UTF-8")
-    return lookup(chars).numpy().astype("int32")
-
-
-def stream_windows(ids, batch_size, seq_len):
-    """(inputs, targets), each (windows, batch, seq_len): batch k is window k of every stream.
-
-    The text is cut into `batch_size` contiguous streams; row j of window k+1
-    starts where row j of window k ended, and targets are inputs shifted by one.
-    """
-    stream_len = len(ids) // batch_size
-    if stream_len < seq_len + 1:
-        raise ValueError(
-            f"stream_windows: {len(ids)} characters make {batch_size} streams of {stream_len}, "
-            f"too short for one window of {seq_len} (+1 target). Received: len(ids)={len(ids)}, "
-            f"batch_size={batch_size}, seq_len={seq_len}"
-        )
-    streams = ids[: batch_size * stream_len].reshape(batch_size, stream_len)
-    windows = (stream_len - 1) // seq_len
-    inputs = streams[:, : windows * seq_len].reshape(batch_size, windows, seq_len)
-    targets = streams[:, 1 : windows * seq_len + 1].reshape(batch_size, windows, seq_len)
-    return inputs.transpose(1, 0, 2), targets.transpose(1, 0, 2)
-
-
-def window_dataset(ids, batch_size, seq_len):
-    import tensorflow as tf
-
-    inputs, targets = stream_windows(ids, batch_size, seq_len)
-    return tf.data.Dataset.from_tensor_slices((inputs, targets)).prefetch(tf.data.AUTOTUNE)
-
-
 # --- training ---------------------------------------------------------------------------------
 
 
@@ -138,25 +104,13 @@ def parse_train_args(argv):
         description="Train a char-level language model on tiny-shakespeare with truncated BPTT.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    common.add_flags(
-        parser,
-        DEFAULTS,
-        {
-            "seq_len": "truncated-BPTT window",
-            "batch_size": "parallel streams",
-            "epochs": "at most; early stopping",
-            "lr": "Adam learning rate",
-            "clipnorm": "global-norm clip",
-        },
-        {"cell": ["simple", "lstm", "gru"]},
-    )
+    common.add_flags(parser, DEFAULTS, HELP, {"cell": ["simple", "lstm", "gru"]})
     common.add_run_flags(parser, "char_text", "char_rnn/ and char_rnn.keras", strategy=True)
     parser.add_argument(
         "--manual-dir",
         help="folder with tiny-shakespeare's input.txt, for tfds to prepare the data offline",
     )
-    args = common.parse_args(parser, argv, QUICK)
-    return args
+    return common.parse_args(parser, argv, QUICK)
 
 
 def train(argv):
@@ -172,11 +126,14 @@ def train(argv):
     started = time.time()
 
     texts = load_splits(args.data_dir, args.manual_dir, args.max_chars)
-    lookup = make_lookup(texts["train"])
-    ids = {split: encode(lookup, text) for split, text in texts.items()}
+    # Ids in code-point order of the training text's characters ("\n", the start token, first).
+    preprocessor = rnn_keras.LanguageModelPreprocessor(
+        vocabulary=sorted(set(texts["train"])), split="characters", name="preprocessor"
+    )
+    ids = {split: preprocessor.tokenize([text])[0][0].numpy() for split, text in texts.items()}
     print(
         f"characters: train {len(ids['train'])}, validation {len(ids['validation'])}, "
-        f"test {len(ids['test'])}; vocabulary {lookup.vocabulary_size()} (id 0 = unknown)"
+        f"test {len(ids['test'])}; vocabulary {preprocessor.vocabulary_size()} (id 0 = unknown)"
     )
 
     # Stateful: under a strategy of several replicas the layers refuse to build (the
@@ -186,47 +143,37 @@ def train(argv):
             cell=args.cell,
             units=args.units,
             num_layers=args.layers,
-            vocabulary_size=lookup.vocabulary_size(),
+            vocabulary_size=preprocessor.vocabulary_size(),
             embedding_dim=args.embedding_dim,
             mask_zero=False,  # id 0 is the lookup's out-of-vocabulary character, not padding
             dropout=args.dropout,
             stateful=True,
             batch_size=args.batch_size,
         )
-        model = rnn_keras.LanguageModel(backbone, dropout=args.dropout, name="char_rnn")
+        model = rnn_keras.LanguageModel(
+            backbone, dropout=args.dropout, preprocessor=preprocessor, name="char_rnn"
+        )
         monitor = rnn_keras.GradientNormMonitor(
             keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm)
         )
-        model.compile(
-            optimizer=monitor,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[monitor.metric],
-            jit_compile=False,
-        )
+        # loss "auto": sparse categorical cross-entropy on the logits
+        model.compile(optimizer=monitor, metrics=[monitor.metric], jit_compile=False)
     model.summary(print_fn=lambda line, **_: print(line))
 
-    # Truncated BPTT: a new pass over the streams starts from zero state, and so does
-    # every evaluation (fit evaluates at the end of each epoch).
-    streams = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: backbone.reset_states(),
-        on_test_begin=lambda logs: backbone.reset_states(),
-    )
+    # Truncated BPTT: each pass over the streams, and each evaluation, from zero state.
     history, train_seconds = common.fit(
         model,
         args,
         run_dir,
-        window_dataset(ids["train"], args.batch_size, args.seq_len),
-        window_dataset(ids["validation"], args.batch_size, args.seq_len),
-        callbacks=[streams],
+        windows.stream_dataset(ids["train"], args.batch_size, args.seq_len),
+        windows.stream_dataset(ids["validation"], args.batch_size, args.seq_len),
+        callbacks=[windows.ResetStatesEachPass(backbone)],
         step_logs=["gradient_norm"],
         update_freq=1,
     )
 
-    training.atomic_replace(
-        lambda tmp: rnn_keras.export.export_text_generator(model, lookup, tmp),
-        export_dir / "char_rnn",
-    )
-    training.atomic_replace(lambda tmp: model.save(tmp), export_dir / "char_rnn.keras")
+    training.atomic_replace(model.export, export_dir / "char_rnn")
+    training.atomic_replace(lambda tmp: save_model(model, tmp), export_dir / "char_rnn.keras")
 
     # Final figures through the exported model: each split scored as one stream.
     served = tf.saved_model.load(str(export_dir / "char_rnn"))
@@ -264,7 +211,7 @@ def train(argv):
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(model.count_params()),
-        "vocabulary_size": int(lookup.vocabulary_size()),
+        "vocabulary_size": int(preprocessor.vocabulary_size()),
         "machine": training.machine_info(),
         "samples": {str(t): s for t, s in samples.items()},
     }
@@ -283,7 +230,9 @@ def train(argv):
 
 def generate(argv):
     parser = argparse.ArgumentParser(
-        prog="char_text.py generate", description="Generate text from a char_rnn SavedModel."
+        prog="char_text.py generate",
+        description="Generate text from a char_rnn SavedModel (its `generate` endpoint) or a "
+        "char_rnn.keras file (`LanguageModel.generate`).",
     )
     parser.add_argument("--model", default=str(common.REPO_ROOT / "saved_models" / "char_rnn"))
     parser.add_argument("--prompt", default=SAMPLE_PROMPT)
@@ -300,19 +249,34 @@ def generate(argv):
 
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(args.model)
-    call_args = (
-        tf.constant([args.prompt]),
-        tf.constant(args.chars, tf.int32),
-        tf.constant(args.temperature, tf.float32),
-    )
-    text = loaded.generate(*call_args)
-    print(text.numpy()[0].decode("utf-8"))
+    if args.model.endswith(".keras"):
+        import keras
+
+        import rnn_keras  # noqa: F401  (registers the classes the file holds)
+
+        model = keras.saving.load_model(args.model)
+        length = len(args.prompt) + args.chars  # characters, the prompt's included
+
+        def continue_prompt():
+            return model.generate(args.prompt, max_length=length, temperature=args.temperature)
+
+    else:
+        loaded = tf.saved_model.load(args.model)
+        call_args = (
+            tf.constant([args.prompt]),
+            tf.constant(args.chars, tf.int32),
+            tf.constant(args.temperature, tf.float32),
+        )
+
+        def continue_prompt():
+            return loaded.generate(*call_args).numpy()[0].decode("utf-8")
+
+    print(continue_prompt())
     if args.timing:
         seconds = []
         for _ in range(3):
             started = time.perf_counter()
-            loaded.generate(*call_args).numpy()
+            continue_prompt()
             seconds.append(time.perf_counter() - started)
         median = statistics.median(seconds)
         print(

@@ -7,8 +7,11 @@
 UCI "Beijing PM2.5" (Liang et al. 2015). A window is rows t-72..t-1; its targets are pm2.5
 at t..t+23, in the year of t: training 2010-2012, validation 2013, test 2014 (read once, after
 training). Missing readings stay NaN for the model to impute; missing targets get weight 0 and
-count in no figure. Exports: `pm25/`, a SavedModel whose `serve(pm25=..., ..., hour=...)` maps
-the 11 inputs [batch, 72] to float32 [batch, 24], and `pm25.keras`.
+count in no figure. Model: `SequenceRegressor` + `FeatureWindowPreprocessor`; windows,
+baselines and errors: `rnn_keras.forecasting`.
+Exports (`task.export`, `rnn_keras.export.save_model`): `pm25/`, a SavedModel whose
+`serve(pm25=..., ..., hour=...)` maps the 11 named inputs [batch, time] (72 hours in training)
+to float32 [batch, 24], and `pm25.keras`, the task with its preprocessor.
 """
 
 import argparse
@@ -22,7 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rnn_keras import distribute, training  # noqa: E402
+from rnn_keras import distribute, forecasting, training  # noqa: E402
+from rnn_keras.export import save_model  # noqa: E402
+from rnn_keras.forecasting import flatten_batches, horizon_errors  # noqa: E402
 
 DATA_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00381/"
 DATA_FILE = "PRSA_data_2010.1.1-2014.12.31.csv"
@@ -38,7 +43,9 @@ INPUT_DTYPES = {  # each [batch, 72]
     **dict.fromkeys(NUMERIC_COLUMNS, "float32"), "wind_direction": "string",
     **dict.fromkeys(CALENDAR_COLUMNS, "int32"),
 }  # fmt: skip
+INPUTS = list(INPUT_DTYPES)
 SPLIT_YEARS = {"train": (2010, 2011, 2012), "validation": (2013,), "test": (2014,)}
+SPLITS = tuple(SPLIT_YEARS)
 RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 METHODS = ("persistence", "seasonal_naive", "ridge", "rnn")
 TARGET = {"ratio_to_persistence": 0.90, "horizons": (6, 12, 24), "train_minutes": 20}
@@ -79,77 +86,6 @@ def read_table(data=None, data_dir=None):
     return table
 
 
-def window_starts(years, split_years, max_windows=None):
-    """Each t from row 72 with t..t+23 in one of `split_years`; `max_windows`, evenly spaced."""
-    starts = np.arange(HISTORY, len(years) - HORIZON + 1)
-    same_year = years[starts] == years[starts + HORIZON - 1]
-    starts = starts[same_year & np.isin(years[starts], split_years)]
-    if max_windows is None or len(starts) <= max_windows:
-        return starts
-    return starts[np.linspace(0, len(starts) - 1, max_windows).round().astype(int)]
-
-
-def make_windows(table, starts):
-    """(inputs: rows t-72..t-1 per start t, targets: pm2.5 at t..t+23), NaN where missing."""
-    history = starts[:, None] + np.arange(-HISTORY, 0)
-    inputs = {name: table[name][history] for name in INPUT_DTYPES}
-    pm25 = np.concatenate([table["pm25"], np.full(HORIZON, np.nan, "float32")])
-    return inputs, pm25[starts[:, None] + np.arange(HORIZON)]
-
-
-def window_dataset(inputs, targets, batch_size, seed=None):
-    """Batches of (inputs, targets (n, 24, 1), weights (n, 24)): a missing target is 0, weight 0."""
-    import tensorflow as tf
-
-    present = ~np.isnan(targets)
-    values = np.where(present, targets, 0.0).astype("float32")[..., None]
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, values, present.astype("float32")))
-    if seed is not None:
-        dataset = dataset.shuffle(len(values), seed=seed)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def persistence(pm25_history, fallback):
-    """(n, 72) -> (n, 24): the last reading present, for every hour; `fallback` if none is."""
-    present = ~np.isnan(pm25_history)
-    last_index = pm25_history.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)
-    last = pm25_history[np.arange(len(pm25_history)), last_index]
-    last = np.where(present.any(axis=1), last, fallback)
-    return np.repeat(last[:, None], HORIZON, axis=1).astype("float32")
-
-
-def seasonal_naive(pm25_history, fallback):
-    """(n, 72) -> (n, 24): for horizon h, hour t+h-24; where that is missing, persistence."""
-    yesterday = pm25_history[:, HISTORY - DAY : HISTORY - DAY + HORIZON]
-    return np.where(np.isnan(yesterday), persistence(pm25_history, fallback), yesterday)
-
-
-def fit_ridge(features, targets, alphas):
-    """{alpha: predict(features) -> (n, 24)}: ridge (intercept unpenalized), closed form on the
-    rows with all 24 targets, one eigendecomposition of the centered Gram matrix for all alphas."""
-    keep = ~np.isnan(targets).any(axis=1)
-    x, y = features[keep].astype("float64"), targets[keep].astype("float64")
-    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-    x -= x_mean
-    eigenvalues, eigenvectors = np.linalg.eigh(x.T @ x)
-    projected = eigenvectors.T @ (x.T @ (y - y_mean))
-
-    def predictor(alpha):
-        weights = eigenvectors @ (projected / (eigenvalues + alpha)[:, None])
-        return lambda f: ((f.astype("float64") - x_mean) @ weights + y_mean).astype("float32")
-
-    return {alpha: predictor(alpha) for alpha in alphas}
-
-
-def horizon_errors(forecast, targets):
-    """MAE and RMSE per horizon (lists of 24), and the mean MAE, over the present targets only."""
-    present = ~np.isnan(targets)
-    error = np.where(present, forecast - np.nan_to_num(targets), 0.0)
-    count = present.sum(axis=0)
-    mae, rmse = np.abs(error).sum(axis=0) / count, np.sqrt((error**2).sum(axis=0) / count)
-    return {"mae": mae.tolist(), "rmse": rmse.tolist(), "mean_mae": float(mae.mean())}
-
-
 def target_check(figures, train_seconds):
     """The issue's target, part by part, on one split's figures."""
     ratio = figures["rnn"]["mean_mae"] / figures["persistence"]["mean_mae"]
@@ -169,65 +105,6 @@ def choose_weeks(times, pm25, first, last):
     means = np.where(np.isnan(weeks).any(axis=1), np.inf, weeks.mean(axis=1))
     episode = np.nanargmax(np.nanmax(weeks, axis=1))
     return {"clean": int(mondays[np.argmin(means)]), "episode": int(mondays[episode])}
-
-
-def build_forecaster(args, normalization_rows):
-    """(forecaster, preprocessor): named raw windows -> pm2.5 (n, 24) in µg/m³, -> features.
-
-    A missing reading stays NaN through `Normalization` (adapted on `normalization_rows`), then
-    is 0, the training mean, beside a 0/1 indicator. `day` is unused: it has no cycle, the season
-    is in the month, and the day of the week would need the year.
-    """
-    import keras
-    from keras import ops
-
-    import rnn_keras
-
-    normalization = keras.layers.Normalization(name="normalize")
-    normalization.adapt(normalization_rows)
-    inputs = {n: keras.Input((HISTORY,), dtype=d, name=n) for n, d in INPUT_DTYPES.items()}
-    numeric = ops.stack([inputs[name] for name in NUMERIC_COLUMNS], axis=-1)
-    parts = [
-        rnn_keras.ImputeMissing(0.0, name="impute_missing")(normalization(numeric)),
-        rnn_keras.CyclicalEncoding(24, name="hour_of_day")(inputs["hour"]),
-        rnn_keras.CyclicalEncoding(12, offset=1, name="month_of_year")(inputs["month"]),
-        keras.layers.StringLookup(
-            vocabulary=WIND_DIRECTIONS,
-            num_oov_indices=1,
-            output_mode="one_hot",
-            name="wind_one_hot",
-        )(inputs["wind_direction"]),
-    ]
-    features = ops.concatenate(parts, axis=-1)
-    backbone = rnn_keras.RecurrentBackbone(
-        cell=args.cell, units=args.units, num_layers=args.layers, input_dim=features.shape[-1],
-        dropout=args.dropout,
-    )  # fmt: skip
-    regressor = rnn_keras.SequenceRegressor(backbone, num_outputs=HORIZON, pooling="last")
-    mean = float(np.asarray(normalization.mean).reshape(-1)[0])
-    std = float(np.sqrt(np.asarray(normalization.variance).reshape(-1)[0]))
-    forecast = keras.layers.Rescaling(std, offset=mean, name="micrograms")(regressor(features))
-    return keras.Model(inputs, forecast, name="pm25_forecaster"), keras.Model(inputs, features)
-
-
-def export_saved_model(forecaster, path):
-    """A SavedModel: `serve`, the 11 named inputs [batch, 72] -> float32 [batch, 24]."""
-    import keras
-    import tensorflow as tf
-
-    # fmt: off
-    def serve(pm25, dew_point, temperature, pressure, wind_speed, snow_hours, rain_hours,
-              wind_direction, month, day, hour):
-        arguments = locals()
-        inputs = {name: arguments[name] for name in INPUT_DTYPES}
-        return tf.cast(forecaster(inputs, training=False), tf.float32)
-    # fmt: on
-
-    archive = keras.export.ExportArchive()
-    archive.track(forecaster)
-    signature = [tf.TensorSpec([None, HISTORY], d, n) for n, d in INPUT_DTYPES.items()]
-    archive.add_endpoint("serve", serve, input_signature=signature)
-    archive.write_out(str(path), verbose=False)
 
 
 def plot_results(run_dir, table, figures, weeks, starts, forecast, title):
@@ -255,6 +132,44 @@ def plot_results(run_dir, table, figures, weeks, starts, forecast, title):
     plt.close("all")
 
 
+def new_forecaster(args, table):
+    """The forecaster: `FeatureWindowPreprocessor` (numeric columns normalized on the training
+    years, a missing reading imputed as the training mean beside a 0/1 indicator, hour and
+    month as sin/cos, wind one-hot; `day` unused: it has no cycle, the season is in the month,
+    and the day of the week would need the year) -> GRU -> 24 outputs rescaled to µg/m³."""
+    import keras
+
+    import rnn_keras
+
+    preprocessor = rnn_keras.FeatureWindowPreprocessor(
+        numeric=list(NUMERIC_COLUMNS), periodic={"hour": 24, "month": [12, 1]},
+        categorical={"wind_direction": WIND_DIRECTIONS}, unused={"day": "int32"},
+        name="preprocessor",
+    )  # fmt: skip
+    train_rows = np.isin(table["year"], SPLIT_YEARS["train"])
+    preprocessor.adapt(np.stack([table[name][train_rows] for name in NUMERIC_COLUMNS], axis=1))
+    mean, std = preprocessor.target_statistics("pm25")
+    with common.strategy(args).scope():  # the preprocessor's statistics stay outside it
+        backbone = rnn_keras.RecurrentBackbone(
+            cell=args.cell, units=args.units, num_layers=args.layers,
+            input_dim=preprocessor.feature_size, dropout=args.dropout,
+        )  # fmt: skip
+        regressor = rnn_keras.SequenceRegressor(
+            backbone, num_outputs=HORIZON, pooling="last", output_scale=std, output_offset=mean,
+            preprocessor=preprocessor, name="pm25_forecaster",
+        )  # fmt: skip
+        optimizer = keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm)
+        regressor.compile(optimizer, jit_compile=False)  # per-hour absolute error, weighted "mae"
+    return regressor
+
+
+def windows_of(table, split, max_windows=None):
+    """(starts, inputs, targets) of a split's windows."""
+    years = SPLIT_YEARS[split]
+    starts = forecasting.window_starts(table["year"], years, HISTORY, HORIZON, max_windows)
+    return (starts, *forecasting.make_windows(table, starts, HISTORY, HORIZON, INPUTS, "pm25"))
+
+
 def train(argv):
     parser = argparse.ArgumentParser(
         description="Train, evaluate and export a 24-hour Beijing PM2.5 forecaster.",
@@ -268,65 +183,50 @@ def train(argv):
     parser.add_argument("--skip-test", action="store_true", help="leave the 2014 test unread")
     args = common.parse_args(parser, argv, QUICK)
     import keras
-    import tensorflow as tf
 
     run_dir, export_dir = common.start_run(args, "timeseries")
     keras.utils.set_random_seed(args.seed)
     started = time.time()
     table = read_table(args.data, args.data_dir)
-    windows = {}
-
-    def add_windows(*splits):
-        for split in splits:
-            starts = window_starts(table["year"], SPLIT_YEARS[split], args.max_windows)
-            windows[split] = (starts, *make_windows(table, starts))
-
-    add_windows("train", "validation")
-    train_rows = np.isin(table["year"], SPLIT_YEARS["train"])
-    numeric = np.stack([table[name] for name in NUMERIC_COLUMNS], axis=1)
-    complete = train_rows & ~np.isnan(numeric).any(axis=1)
-    with common.strategy(args).scope():
-        forecaster, preprocessor = build_forecaster(args, numeric[complete])
-        # "mae" averages the last axis before it weighs: a (n, 24, 1) view weighs each hour alone.
-        hours = keras.layers.Reshape((HORIZON, 1), name="hours")(forecaster.output)
-        training_view = keras.Model(forecaster.input, hours, name="pm25_training_view")
-        optimizer = keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm)
-        mae = keras.metrics.MeanAbsoluteError(name="mae")  # over the present targets (weighted)
-        training_view.compile(optimizer, loss="mae", weighted_metrics=[mae], jit_compile=False)
+    windows = {split: windows_of(table, split, args.max_windows) for split in SPLITS[:2]}
+    forecaster = new_forecaster(args, table)
     forecaster.summary(print_fn=lambda line, **_: print(line))
-    train_ds = window_dataset(*windows["train"][1:], args.batch_size, args.seed)
-    val_ds = window_dataset(*windows["validation"][1:], args.batch_size)
-    history, train_seconds = common.fit(training_view, args, run_dir, train_ds, val_ds, "val_mae")
+
+    def batches(split, batch_size=512, targets=None, seed=None):  # features [and targets]
+        return forecasting.window_dataset(
+            windows[split][1], targets, batch_size, seed, forecaster.preprocessor
+        )
+
+    train_ds = batches("train", args.batch_size, windows["train"][2], args.seed)
+    val_ds = batches("validation", args.batch_size, windows["validation"][2])
+    history, train_seconds = common.fit(forecaster, args, run_dir, train_ds, val_ds, "val_mae")
 
     # Baselines: the training mean where a window has no pm2.5; ridge on the model's features.
-    fallback = float(np.nanmean(table["pm25"][train_rows]))
-
-    def predict(model, split):
-        batches = tf.data.Dataset.from_tensor_slices(windows[split][1]).batch(512)
-        return distribute.predict(model, batches).reshape(len(windows[split][0]), -1)
-
-    ridge = fit_ridge(predict(preprocessor, "train"), windows["train"][2], RIDGE_ALPHAS)
-    val_features = predict(preprocessor, "validation")
+    fallback = float(np.nanmean(table["pm25"][np.isin(table["year"], SPLIT_YEARS["train"])]))
+    ridge = forecasting.fit_ridge(
+        flatten_batches(batches("train")), windows["train"][2], RIDGE_ALPHAS
+    )
+    val_features = flatten_batches(batches("validation"))
     by_alpha = {
         alpha: horizon_errors(fit(val_features), windows["validation"][2])["mean_mae"]
         for alpha, fit in ridge.items()
     }
     alpha = min(by_alpha, key=by_alpha.get)
-    splits = ["validation"] + ([] if args.skip_test else ["test"])
-    add_windows(*splits[1:])  # the test windows: read once, after training and every choice
+    splits = list(SPLITS[1:2] if args.skip_test else SPLITS[1:])
+    for split in splits[1:]:  # the test windows: read once, after training and every choice
+        windows[split] = windows_of(table, split, args.max_windows)
     predicted, figures = {}, {}
     for split in splits:
-        pm25 = windows[split][1]["pm25"]
+        pm25, targets = windows[split][1]["pm25"], windows[split][2]
         predicted[split] = {
-            "persistence": persistence(pm25, fallback),
-            "seasonal_naive": seasonal_naive(pm25, fallback),
-            "ridge": ridge[alpha](predict(preprocessor, split)),
-            "rnn": predict(forecaster, split),
+            "persistence": forecasting.persistence(pm25, HORIZON, fallback),
+            "seasonal_naive": forecasting.seasonal_naive(pm25, HORIZON, DAY, fallback),
+            "ridge": ridge[alpha](flatten_batches(batches(split))),
+            "rnn": distribute.predict(forecaster, batches(split)),
         }
-        targets = windows[split][2]
         figures[split] = {m: horizon_errors(f, targets) for m, f in predicted[split].items()}
-    training.atomic_replace(lambda tmp: export_saved_model(forecaster, tmp), export_dir / "pm25")
-    training.atomic_replace(lambda tmp: forecaster.save(tmp), export_dir / "pm25.keras")
+    training.atomic_replace(forecaster.export, export_dir / "pm25")
+    training.atomic_replace(lambda tmp: save_model(forecaster, tmp), export_dir / "pm25.keras")
 
     # The last split's weeks, among hours whose 1..24-hour-ahead forecasts all exist.
     year = SPLIT_YEARS[split][0]
@@ -381,7 +281,7 @@ def forecast(argv):
         parser.error(f"--at must be an hour from {first} to {last}. Received: {args.at}")
     import tensorflow as tf
 
-    inputs, truth = make_windows(table, np.array([row + 1]))
+    inputs, truth = forecasting.make_windows(table, [row + 1], HISTORY, HORIZON, INPUTS, "pm25")
     loaded = tf.saved_model.load(args.model)  # keep a reference: it owns the variables
     predicted = loaded.serve(**{name: tf.constant(value) for name, value in inputs.items()})
     print(f"pm2.5 forecast (µg/m³) at {table['time'][row]}\nhour           forecast  truth")

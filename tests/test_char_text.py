@@ -1,4 +1,5 @@
-"""experiments/char_text.py: truncated-BPTT batching, a --quick run end to end, its SavedModel."""
+"""experiments/char_text.py: a --quick run end to end, its SavedModel and its .keras task.
+(The truncated-BPTT windows are rnn_keras.windows', tested in test_windows.py.)"""
 
 import json
 import math
@@ -10,26 +11,13 @@ import char_text
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import REPO_ROOT
 from helpers import run_quick, run_without_rnn_keras
 
 import rnn_keras
 
 CHAR_SCRIPT = REPO_ROOT / "experiments" / "char_text.py"
-
-
-def test_consecutive_batches_continue_each_row():
-    ids = np.arange(1000, dtype="int32")
-    inputs, targets = char_text.stream_windows(ids, batch_size=4, seq_len=10)
-    assert inputs.shape == targets.shape == (24, 4, 10)  # 250 per stream -> 24 windows of 10 (+1)
-    for k in range(len(inputs) - 1):
-        for row in range(4):
-            assert inputs[k + 1, row, 0] == inputs[k, row, -1] + 1  # row j continues row j
-    np.testing.assert_array_equal(targets, inputs + 1)  # next-character targets
-    starts = inputs[0, :, 0]
-    np.testing.assert_array_equal(starts, [0, 250, 500, 750])  # contiguous, disjoint streams
-    with pytest.raises(ValueError, match="too short for one window"):
-        char_text.stream_windows(ids[:30], batch_size=4, seq_len=10)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +44,39 @@ def test_quick_run_writes_its_run_folder(quick_run):
         "char_rnn",
         "char_rnn.keras",
     ]
+    assert metrics["vocabulary_size"] == len(saved_vocabulary(quick_run))
+
+
+def saved_vocabulary(run_dir):
+    served = tf.saved_model.load(str(run_dir / "export" / "char_rnn"))
+    return [v.decode("utf-8") for v in served.vocabulary().numpy()]
+
+
+def assert_task_is_the_saved_model(keras_file, saved_model, text):
+    """The .keras file is a LanguageModel with its preprocessor, computing what the SavedModel
+    does: the same vocabulary, the same nats on `text`, the same greedy continuation."""
+    task = keras.saving.load_model(keras_file)
+    assert isinstance(task, rnn_keras.LanguageModel)
+    assert isinstance(task.preprocessor, rnn_keras.LanguageModelPreprocessor)
+    assert task.preprocessor.split == "characters" and task.preprocessor.start_token == "\n"
+    served = tf.saved_model.load(str(saved_model))
+    vocabulary = [v.decode("utf-8") for v in served.vocabulary().numpy()]
+    assert task.preprocessor.get_vocabulary() == vocabulary
+    scored = served.score(tf.constant([text]))
+    ids, lengths = task.preprocessor.tokenize([text])
+    nats, chars = task.score_ids(ids, lengths)
+    assert int(chars[0]) == int(scored["chars"][0]) == len(text) - 1
+    np.testing.assert_allclose(float(nats[0]), float(scored["nats"][0]), rtol=1e-5)
+    greedy = served.generate(tf.constant(["ROMEO:"]), tf.constant(60), tf.constant(0.0))
+    assert task.generate("ROMEO:", max_length=66, temperature=0.0) == greedy.numpy()[0].decode()
+    return vocabulary
+
+
+@pytest.mark.slow
+def test_keras_file_is_the_task_with_its_preprocessor(quick_run, tfds_data_dir):
+    text = char_text.load_splits(tfds_data_dir, max_chars=6000)["validation"][:1500]
+    export = quick_run / "export"
+    assert_task_is_the_saved_model(export / "char_rnn.keras", export / "char_rnn", text)
 
 
 SERVE = """
@@ -192,6 +213,18 @@ def test_generate_command(quick_run):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("KING:") and len(result.stdout.rstrip("\n")) >= 5
     assert re.search(r"generated 30 characters .* characters/s \(one stream\)", result.stderr)
+    # A .keras file generates through LanguageModel.generate; greedy, as the SavedModel does.
+    texts = {}
+    for model in ("char_rnn", "char_rnn.keras"):
+        command = [sys.executable, str(CHAR_SCRIPT), "generate", "--model"]
+        command += [str(quick_run / "export" / model), "--prompt", "KING:", "--chars", "30"]
+        result = subprocess.run(
+            [*command, "--temperature", "0"], capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        texts[model] = result.stdout
+    assert texts["char_rnn"] == texts["char_rnn.keras"]
+    assert texts["char_rnn"].startswith("KING:") and len(texts["char_rnn"].rstrip("\n")) >= 35
     bad = subprocess.run(
         [sys.executable, str(CHAR_SCRIPT), "generate", "--chars", "-3"],
         capture_output=True,
@@ -226,15 +259,13 @@ def test_committed_model_scores_validation_as_its_model_card(tfds_data_dir, tmp_
 
 
 def test_committed_keras_file_loads_and_scores_as_the_saved_model(tfds_data_dir):
-    """char_rnn.keras (re-exported by experiments/reexport.py) is the SavedModel's model."""
-    import tensorflow as tf
-
+    """char_rnn.keras (re-saved as a task by tools/resave_models.py) is the SavedModel's model,
+    with the SavedModel's vocabulary in its preprocessor."""
     text = char_text.load_splits(tfds_data_dir)["validation"][:2000]
     keras_file = REPO_ROOT / "saved_models" / "char_rnn.keras"
-    assert isinstance(keras.saving.load_model(keras_file), rnn_keras.LanguageModel)
-    served = tf.saved_model.load(str(COMMITTED_MODEL))
+    vocabulary = assert_task_is_the_saved_model(keras_file, COMMITTED_MODEL, text)
+    served = tf.saved_model.load(str(COMMITTED_MODEL))  # a reference: it owns the variables
     scored = served.score(tf.constant([text]))
-    vocabulary = [v.decode("utf-8") for v in served.vocabulary().numpy()]
     np.testing.assert_allclose(
         own_loss_nats(keras_file, text, vocabulary), float(scored["nats"][0]), rtol=1e-4
     )

@@ -1,7 +1,8 @@
-"""experiments/timeseries.py: windows, baselines, a --quick run end to end and its SavedModel."""
+"""experiments/timeseries.py: its year splits and weeks, a --quick run end to end, its SavedModel
+and its .keras task. (Windows, baselines and errors are rnn_keras.forecasting's, tested in
+test_forecasting.py.)"""
 
 import json
-import math
 
 import keras
 import numpy as np
@@ -11,7 +12,8 @@ import timeseries
 from conftest import REPO_ROOT
 from helpers import run_quick, run_without_rnn_keras
 
-import rnn_keras  # noqa: F401  (registers the classes that pm25.keras holds)
+import rnn_keras
+from rnn_keras import forecasting
 
 SCRIPT = REPO_ROOT / "experiments" / "timeseries.py"
 
@@ -31,12 +33,14 @@ def hourly_table(first, last):
     return table
 
 
+def windows(table, starts):
+    """(inputs, targets) of the experiment's windows: 72 hours of its inputs, 24 of pm2.5."""
+    return forecasting.make_windows(table, starts, 72, 24, timeseries.INPUTS, "pm25")
+
+
 def test_year_split_rule():
     table = hourly_table("2010-01-01T00", "2014-12-31T23")
-    starts = {
-        split: timeseries.window_starts(table["year"], years)
-        for split, years in timeseries.SPLIT_YEARS.items()
-    }
+    starts = {split: timeseries.windows_of(table, split)[0] for split in timeseries.SPLITS}
     # Every hour t of a year whose t+23 is in it too; 2010 also needs the 72 hours before t.
     assert [len(s) for s in starts.values()] == [
         (8760 - 72 - 23) + (8760 - 23) + (8784 - 23),
@@ -51,68 +55,11 @@ def test_year_split_rule():
     assert str(times["train"][0]) == "2010-01-04T00" and str(times["train"][-1]) == "2012-12-31T00"
     assert str(times["validation"][0]) == "2013-01-01T00"  # its inputs reach back into 2012
     assert str(times["test"][-1]) == "2014-12-31T00"
-    few = timeseries.window_starts(table["year"], (2014,), max_windows=5)
+    few, inputs, targets = timeseries.windows_of(table, "test", max_windows=5)
     assert len(set(few)) == 5 and few[0] == starts["test"][0] and few[-1] == starts["test"][-1]
-
-
-def test_windows_align_and_keep_missing_values():
-    table = hourly_table("2010-01-01T00", "2010-01-20T23")
-    missing = [100, 101, 150]
-    table["pm25"][missing] = np.nan
-    table["temperature"][:] = np.nan  # a sensor that never worked: its windows are still used
-    starts = timeseries.window_starts(table["year"], (2010,))
-    assert starts[0] == 72 and starts[-1] == len(table["year"]) - 24  # none dropped for NaN
-    inputs, targets = timeseries.make_windows(table, starts)
-    expected_inputs = starts[:, None] + np.arange(-72, 0)
-    expected_targets = (starts[:, None] + np.arange(24)).astype("float32")
-    expected_targets[np.isin(expected_targets, missing)] = np.nan
-    np.testing.assert_array_equal(inputs["dew_point"], expected_inputs)
-    np.testing.assert_array_equal(targets, expected_targets)  # NaN where missing, never filled
-    assert np.isnan(inputs["temperature"]).all() and inputs["hour"].dtype == np.int32
-    assert np.isnan(inputs["pm25"][starts == 120][0][100 - 48 : 102 - 48]).all()
-
-    batch = next(iter(timeseries.window_dataset(inputs, targets, batch_size=len(starts))))
-    features, values, weights = batch[0], batch[1].numpy(), batch[2].numpy()
-    assert values.shape == (len(starts), 24, 1) and weights.shape == (len(starts), 24)
-    present = ~np.isnan(expected_targets)
-    np.testing.assert_array_equal(weights, present.astype("float32"))
-    np.testing.assert_array_equal(values[..., 0], np.where(present, expected_targets, 0.0))
-    assert features["wind_direction"].dtype.name == "string"
-
-
-def test_baselines_on_a_hand_made_series():
-    history = np.tile(np.arange(72, dtype="float32"), (4, 1))
-    history[1, 67:] = np.nan  # last reading present: hour 66
-    history[2, :] = np.nan  # nothing present: the fallback
-    history[3, [50, 71]] = np.nan  # last reading present: hour 70
-    persistence = timeseries.persistence(history, fallback=99.5)
-    np.testing.assert_array_equal(persistence[:, 0], [71, 66, 99.5, 70])
-    assert persistence.shape == (4, 24) and (persistence == persistence[:, :1]).all()
-
-    seasonal = timeseries.seasonal_naive(history, fallback=99.5)
-    # Horizon h takes hour t+h-24 = window position 47+h (48..71).
-    np.testing.assert_array_equal(seasonal[0], np.arange(48, 72))
-    np.testing.assert_array_equal(seasonal[1], [*range(48, 67), 66, 66, 66, 66, 66])
-    np.testing.assert_array_equal(seasonal[2], np.full(24, 99.5))
-    np.testing.assert_array_equal(seasonal[3], [48, 49, 70, *range(51, 71), 70])
-
-    targets = np.array([[1.0, np.nan], [4.0, 2.0]])
-    errors = timeseries.horizon_errors(np.array([[2.0, 9.0], [1.0, 6.0]]), targets)
-    assert errors["mae"] == [2.0, 4.0] and errors["rmse"] == [math.sqrt(5.0), 4.0]
-    assert errors["mean_mae"] == 3.0
-
-
-def test_ridge_recovers_a_linear_map_and_skips_missing_targets():
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(300, 6)).astype("float32")
-    weights = rng.normal(size=(6, 24))
-    targets = (features @ weights + 3.0).astype("float32")
-    targets[:20, 5] = np.nan  # rows with a missing target are left out of the fit
-    targets[:20, :5] = 1e6
-    fits = timeseries.fit_ridge(features, targets, alphas=(1e-6, 1e6))
-    exact = features[20:] @ weights + 3.0
-    np.testing.assert_allclose(fits[1e-6](features[20:]), exact, rtol=1e-4, atol=1e-3)
-    assert np.abs(fits[1e6](features[20:]) - exact).mean() > 0.5  # a large alpha shrinks
+    assert set(inputs) == set(timeseries.INPUT_DTYPES) and targets.shape == (5, 24)
+    np.testing.assert_array_equal(inputs["dew_point"], few[:, None] + np.arange(-72, 0))
+    np.testing.assert_array_equal(targets, few[:, None] + np.arange(24))
 
 
 def test_weeks_are_chosen_from_the_truth():
@@ -184,12 +131,13 @@ cases = {
     "all_nan_numeric": {**windows, **{k: [[float("nan")] * 72] * 3 for k in numeric}},
     "unknown_wind": {**windows, "wind_direction": [["XYZ"] * 72, [""] * 72, ["ne"] * 72]},
     "empty": {k: [] for k in windows},
+    "71_hours": {k: [row[:71] for row in v] for k, v in windows.items()},
 }
 response = {name: serve(inputs) for name, inputs in cases.items()}
 errors = {}
 for name, (inputs, cast) in {
     "float64": (windows, {"pm25": tf.float64}),
-    "71_hours": ({k: [row[:71] for row in v] for k, v in windows.items()}, {}),
+    "int_hour_as_float": (windows, {"hour": tf.float32}),
 }.items():
     try:
         serve(inputs, **cast)
@@ -203,10 +151,10 @@ response["errors"] = errors
 @pytest.mark.slow
 def test_saved_model_serves_like_the_keras_model_without_rnn_keras(quick_run, pm25_csv):
     table = timeseries.read_table(pm25_csv)
-    test = timeseries.window_starts(table["year"], (2014,))
-    gappy = np.isnan(timeseries.make_windows(table, test)[0]["pm25"]).any(axis=1)
+    test, all_inputs, _ = timeseries.windows_of(table, "test")
+    gappy = np.isnan(all_inputs["pm25"]).any(axis=1)
     starts = np.array([test[0], test[gappy][0], test[-1]])  # the middle one has pm2.5 missing
-    inputs, _ = timeseries.make_windows(table, starts)
+    inputs, _ = windows(table, starts)
     model = keras.saving.load_model(quick_run / "export" / "pm25.keras")
     expected = model.predict({k: tf.constant(v) for k, v in inputs.items()}, verbose=0)
     dtypes = {k: str(v.dtype) if k != "wind_direction" else "str" for k, v in inputs.items()}
@@ -223,7 +171,31 @@ def test_saved_model_serves_like_the_keras_model_without_rnn_keras(quick_run, pm
     assert served["empty"]["shape"] == [0, 24] and served["empty"]["dtype"] == "float32"
     errors = served["errors"]
     assert "float64" in errors["float64"] and "pm25" in errors["float64"], errors
-    assert "71" in errors["71_hours"] and "72" in errors["71_hours"], errors
+    assert "float32" in errors["int_hour_as_float"] and "hour" in errors["int_hour_as_float"]
+    # The recurrent model reads a window of any length (rnn_keras.export's feature-window
+    # endpoint: [batch, time]); the forecaster was trained on 72 hours.
+    assert served["71_hours"]["shape"] == [3, 24] and served["71_hours"]["finite"]
+    shorter = model.predict({k: tf.constant(v[:, :71]) for k, v in inputs.items()}, verbose=0)
+    np.testing.assert_allclose(served["71_hours"]["values"], shorter, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_keras_file_is_the_task_with_its_preprocessor(quick_run, pm25_csv):
+    model = keras.saving.load_model(quick_run / "export" / "pm25.keras")
+    assert isinstance(model, rnn_keras.SequenceRegressor) and model.num_outputs == 24
+    preprocessor = model.preprocessor
+    assert isinstance(preprocessor, rnn_keras.FeatureWindowPreprocessor)
+    assert preprocessor.input_dtypes == timeseries.INPUT_DTYPES
+    # Normalized on the training years' complete rows; the output in µg/m³ around their mean.
+    table = timeseries.read_table(pm25_csv)
+    rows = np.stack([table[n] for n in timeseries.NUMERIC_COLUMNS], axis=1)
+    rows = rows[np.isin(table["year"], timeseries.SPLIT_YEARS["train"])]
+    rows = rows[~np.isnan(rows).any(axis=1)]
+    mean, std = preprocessor.target_statistics("pm25")
+    np.testing.assert_allclose([mean, std], [rows[:, 0].mean(), rows[:, 0].std()], rtol=1e-4)
+    assert (model.output_offset, model.output_scale) == (mean, std)
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    assert model.count_params() == metrics["parameters"]
 
 
 @pytest.mark.slow
@@ -235,7 +207,7 @@ def test_forecast_command_prints_the_saved_models_24_hours(quick_run, pm25_csv, 
     assert len(lines) == 2 + 24 and predicted.shape == (24,) and np.isfinite(predicted).all()
     table = timeseries.read_table(pm25_csv)
     first = np.flatnonzero(table["time"] == np.datetime64("2014-06-01T13"))  # t: --at + 1 hour
-    inputs, truth = timeseries.make_windows(table, first)
+    inputs, truth = windows(table, first)
     assert lines[2].split()[-1] == ("NA" if np.isnan(truth[0, 0]) else f"{truth[0, 0]:.0f}")
     model = keras.saving.load_model(quick_run / "export" / "pm25.keras")
     expected = model.predict({k: tf.constant(v) for k, v in inputs.items()}, verbose=0)

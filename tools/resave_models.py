@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import rnn_keras  # noqa: E402
+from rnn_keras import forecasting  # noqa: E402
 from rnn_keras.export import save_model  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -140,14 +141,17 @@ def resave_pm25(models, pm25_dir):
     table = timeseries.read_table(data_dir=pm25_dir)
     served = tf.saved_model.load(str(models / "pm25"))
     figures, difference = [], 0.0
+    history, horizon = timeseries.HISTORY, timeseries.HORIZON
     for split in ("validation", "test"):
-        inputs, targets = timeseries.make_windows(
-            table, timeseries.window_starts(table["year"], timeseries.SPLIT_YEARS[split])
+        years = timeseries.SPLIT_YEARS[split]
+        starts = forecasting.window_starts(table["year"], years, history, horizon)
+        inputs, targets = forecasting.make_windows(
+            table, starts, history, horizon, timeseries.INPUTS, "pm25"
         )
         got = regressor.predict(inputs, batch_size=512, verbose=0)
         expected = served.serve(**{k: tf.constant(v) for k, v in inputs.items()}).numpy()
         difference = max(difference, float(np.abs(got - expected).max()))
-        mae = timeseries.horizon_errors(got, targets)["mean_mae"]
+        mae = forecasting.horizon_errors(got, targets)["mean_mae"]
         figures.append(f"{split} mean MAE {mae:.2f}")
     check("pm25", difference, ", ".join(figures))
     save_model(regressor, models / "pm25.keras")
