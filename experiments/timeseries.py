@@ -144,7 +144,7 @@ def new_forecaster(args, table):
     preprocessor = rnn_keras.FeatureWindowPreprocessor(
         numeric=list(NUMERIC_COLUMNS), periodic={"hour": 24, "month": [12, 1]},
         categorical={"wind_direction": WIND_DIRECTIONS}, unused={"day": "int32"},
-        name="preprocessor",
+        sequence_length=HISTORY, name="preprocessor",
     )  # fmt: skip
     train_rows = np.isin(table["year"], SPLIT_YEARS["train"])
     preprocessor.adapt(np.stack([table[name][train_rows] for name in NUMERIC_COLUMNS], axis=1))

@@ -87,7 +87,7 @@ def _add_window_endpoint(archive, task, preprocessor):
     )
 
     signature = [
-        tf.TensorSpec([None, None], dtype, name=name)
+        tf.TensorSpec([None, preprocessor.sequence_length], dtype, name=name)
         for name, dtype in preprocessor.input_dtypes.items()
     ]
     archive.add_endpoint("serve", serve, input_signature=signature)

@@ -364,11 +364,23 @@ class FeatureWindowPreprocessor(_Preprocessor):
             value at phase 0, e.g. 1 for months numbered from 1); int32 columns.
         categorical: `{name: vocabulary}`; string columns.
         unused: `{name: dtype}` of columns accepted and ignored.
+        sequence_length: time steps per window; when set, a window of another
+            length is refused (and the exported `serve` signature fixes it).
+            None: any length.
         **kwargs: `name`, `dtype`.
     """
 
-    def __init__(self, numeric=(), periodic=None, categorical=None, unused=None, **kwargs):
+    def __init__(
+        self,
+        numeric=(),
+        periodic=None,
+        categorical=None,
+        unused=None,
+        sequence_length=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.sequence_length = None if sequence_length is None else int(sequence_length)
         self.numeric = list(numeric)
         self.periodic = {
             name: list(spec) if isinstance(spec, list | tuple) else [spec, 0]
@@ -444,6 +456,13 @@ class FeatureWindowPreprocessor(_Preprocessor):
                 f"FeatureWindowPreprocessor: missing input columns {missing}. Expected: "
                 f"{list(self.input_dtypes)}. Received: {sorted(x)}"
             )
+        for name in self.input_dtypes:
+            length = x[name].shape[-1] if len(x[name].shape) == 2 else None
+            if None not in (length, self.sequence_length) and length != self.sequence_length:
+                raise ValueError(
+                    f"FeatureWindowPreprocessor: column {name!r} must hold windows of "
+                    f"{self.sequence_length} steps. Received: {length} steps"
+                )
         parts = []
         if self.numeric:
             numeric = ops.stack([ops.cast(x[name], "float32") for name in self.numeric], axis=-1)
@@ -463,4 +482,5 @@ class FeatureWindowPreprocessor(_Preprocessor):
             "periodic": self.periodic,
             "categorical": self.categorical,
             "unused": self.unused,
+            "sequence_length": self.sequence_length,
         }

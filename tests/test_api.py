@@ -378,6 +378,7 @@ response = norms
 """
 
 
+@pytest.mark.integration
 def test_gradient_norm_under_mirrored_strategy_is_the_whole_batchs(tmp_path):
     """Two replicas each see half the batch; the monitor reports the full batch's norm."""
     import json

@@ -26,12 +26,12 @@ def run_backend_checks(backend):
     return result.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_backend_checks_pass_under_jax():
     pytest.importorskip("jax", reason="jax is in the dev extras: pip install -e '.[dev]'")
     run_backend_checks("jax")
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_backend_checks_pass_under_tensorflow():
     run_backend_checks("tensorflow")

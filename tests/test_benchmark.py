@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO_ROOT
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_benchmark_tiny_run(tmp_path):
     out = tmp_path / "benchmark.json"
     result = subprocess.run(

@@ -27,7 +27,7 @@ def quick_run(tmp_path_factory, tfds_data_dir):
     return run_dir
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_quick_run_writes_its_run_folder(quick_run):
     metrics = json.loads((quick_run / "metrics.json").read_text())
     for split in ("validation", "test"):
@@ -72,7 +72,7 @@ def assert_task_is_the_saved_model(keras_file, saved_model, text):
     return vocabulary
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_keras_file_is_the_task_with_its_preprocessor(quick_run, tfds_data_dir):
     text = char_text.load_splits(tfds_data_dir, max_chars=6000)["validation"][:1500]
     export = quick_run / "export"
@@ -153,7 +153,7 @@ def own_loss_nats(keras_file, text, vocabulary):
     return float(loss(ids[:, 1:], logits))
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_saved_model_endpoints_without_rnn_keras(quick_run):
     texts = ["First Citizen:\nBefore we proceed any further, hear me speak.", "ab", "", "x"]
     served = run_without_rnn_keras(
@@ -189,7 +189,7 @@ def test_saved_model_endpoints_without_rnn_keras(quick_run):
     assert "temperature must be >= 0" in served["errors"]["negative_temperature"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_generate_command(quick_run):
     result = subprocess.run(
         [
@@ -246,6 +246,7 @@ response = {"nats": float(scored["nats"][0]), "chars": int(scored["chars"][0])}
 """
 
 
+@pytest.mark.integration
 def test_committed_model_scores_validation_as_its_model_card(tfds_data_dir, tmp_path):
     card = MODEL_CARD.read_text()
     match = re.search(r"Validation split: \*\*([0-9.]+) nats/char\*\*", card)
@@ -258,6 +259,7 @@ def test_committed_model_scores_validation_as_its_model_card(tfds_data_dir, tmp_
     assert abs(served["nats"] / served["chars"] - float(match.group(1))) <= 0.01
 
 
+@pytest.mark.integration
 def test_committed_keras_file_loads_and_scores_as_the_saved_model(tfds_data_dir):
     """char_rnn.keras (re-saved as a task by tools/resave_models.py) is the SavedModel's model,
     with the SavedModel's vocabulary in its preprocessor."""

@@ -90,6 +90,7 @@ def run_on_two_cpus(code, tmp_path):
     return json.loads(result.stdout[result.stdout.rindex("@@") + 2 :])
 
 
+@pytest.mark.integration
 def test_mirrored_training_equals_one_device_for_every_cell(tmp_path):
     """The same global batches on two replicas and on one device: the same losses and weights.
 
@@ -126,6 +127,7 @@ for replicas in (1, 2):
 """
 
 
+@pytest.mark.integration
 def test_a_stateful_backbone_refuses_several_replicas_and_builds_under_one(tmp_path):
     results = run_on_two_cpus(STATEFUL_UNDER_TWO_REPLICAS, tmp_path)
     assert results["1"] == "built"
@@ -146,7 +148,7 @@ response = {"replicas": strategy.num_replicas_in_sync}
 """
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_timeseries_trains_under_mirrored_on_two_cpus(tmp_path, pm25_csv):
     """Its inputs hold strings, which Keras 3.15's fit cannot reduce across replicas: the
     experiments train through `rnn_keras.distribute.trainer`."""
@@ -210,7 +212,7 @@ def multi_worker_complete(tmp_path_factory, tfds_data_dir):
     return run_dir, worker_outputs(run_dir, data, logs)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_two_workers_run_the_default_to_completion(multi_worker_complete):
     run_dir, outputs = multi_worker_complete
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -239,7 +241,7 @@ def multi_worker_run(tmp_path_factory, tfds_data_dir):
     return run_dir, [log.read_text() for log in killed_logs], worker_outputs(run_dir, flags, logs)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_killed_multi_worker_run_resumes_from_its_backup_and_finishes(multi_worker_run):
     run_dir, killed, resumed = multi_worker_run
     for before, after in zip(killed, resumed, strict=True):
@@ -255,7 +257,7 @@ def test_a_killed_multi_worker_run_resumes_from_its_backup_and_finishes(multi_wo
     assert not list(run_dir.glob("workertemp_*")) and not (run_dir / "backup").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("run", ["complete", "resumed"])
 def test_both_workers_end_with_the_same_weights(run, request):
     if run == "complete":
@@ -270,7 +272,7 @@ def test_both_workers_end_with_the_same_weights(run, request):
     assert digests[0][1] == digests[1][1]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_chiefs_export_serves(multi_worker_complete, tmp_path):
     run_dir, _ = multi_worker_complete
     code = """
@@ -314,7 +316,7 @@ print("@@" + json.dumps(response), flush=True)
 """
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_keras_fit_under_two_workers_still_fails_on_a_nested_batch(tmp_path):
     """Canary for keras-team/keras#20585: Keras's own `fit` under a MultiWorkerMirroredStrategy
     of two workers fails on (ids, labels) batches of numbers (no strings involved), which

@@ -123,7 +123,7 @@ def test_pseudo_label_confidence_outside_half_to_one_is_rejected(confidence, cap
     assert "--pseudo-label-confidence must be 0 (off) or at least 0.5" in capsys.readouterr().err
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_quick_run_with_self_training_and_its_resume(tmp_path, tfds_data_dir):
     # A barely trained teacher scores near 0.5, so a confidence just above 0.5
     # keeps most reviews; the code path is the one the real run takes.
@@ -192,7 +192,7 @@ def run_quick(run_dir, tfds_data_dir, *flags):
     return helpers.run_quick(IMDB_SCRIPT, run_dir, *flags, *data)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_quick_run_with_language_model_pretraining(tmp_path, tfds_data_dir):
     metrics = run_quick(tmp_path, tfds_data_dir, "--pretrain-epochs", "1")
     pretraining = metrics["pretraining"]
@@ -205,7 +205,7 @@ def test_quick_run_with_language_model_pretraining(tmp_path, tfds_data_dir):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_quick_run_writes_its_run_folder(quick_run):
     config = json.loads((quick_run / "config.json").read_text())
     assert config["args"]["quick"] is True and config["args"]["epochs"] == 1
@@ -243,7 +243,7 @@ def test_quick_run_writes_its_run_folder(quick_run):
     assert sorted(p.name for p in (quick_run / "export").iterdir()) == ["imdb", "imdb.keras"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_seed_makes_the_run_repeatable(quick_run, tmp_path, tfds_data_dir):
     first = json.loads((quick_run / "metrics.json").read_text())
     (tmp_path / "same").mkdir()
@@ -255,7 +255,7 @@ def test_a_seed_makes_the_run_repeatable(quick_run, tmp_path, tfds_data_dir):
     assert other["history"]["loss"] != first["history"]["loss"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_export_serves_raw_text_without_rnn_keras(quick_run):
     texts = ["A wonderful, moving film.", "Dreadful. <br /><br />Two hours I will never get back."]
     code = """
@@ -274,7 +274,7 @@ response = {"dtype": out.dtype.name, "shape": out.shape.as_list(), "values": out
     np.testing.assert_allclose(served["values"], expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_keras_file_keeps_training_on_raw_strings(quick_run):
     model = keras.saving.load_model(quick_run / "export" / "imdb.keras")
     model.compile(optimizer="adam", loss="binary_crossentropy")
@@ -283,7 +283,7 @@ def test_keras_file_keeps_training_on_raw_strings(quick_run):
     assert np.isfinite(history.history["loss"][0])
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_predict_command(quick_run):
     model = quick_run / "export" / "imdb"
     result = subprocess.run(
@@ -333,7 +333,7 @@ def check_bad_inputs(model_dir, cwd):
     assert "string" in served["non_string"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_bad_inputs_to_exported_model(quick_run):
     check_bad_inputs(quick_run / "export" / "imdb", cwd=quick_run)
 
@@ -355,6 +355,7 @@ response = {"accuracy": float(np.mean(predictions == np.array(request["labels"])
 """
 
 
+@pytest.mark.integration
 def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_path):
     texts, labels = imdb_reviews.load_split(tfds_data_dir, "test", 2000)
     served = run_without_rnn_keras(
@@ -370,10 +371,12 @@ def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_p
     assert served["accuracy"] >= 0.90, served  # 90.75% measured for the committed model
 
 
+@pytest.mark.integration
 def test_bad_inputs_to_committed_model(tmp_path):
     check_bad_inputs(COMMITTED_MODEL, cwd=tmp_path)
 
 
+@pytest.mark.integration
 def test_committed_keras_file_loads_and_computes_what_the_saved_model_does(tfds_data_dir):
     """imdb.keras is the SavedModel's model, Unicode line breaks included."""
     import tensorflow as tf

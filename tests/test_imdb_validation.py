@@ -65,6 +65,7 @@ def test_without_a_movie_map_validation_falls_back_to_random_reviews(tmp_path):
         imdb_reviews.validation_split(texts, labels, 0.1, 0, "movie", tmp_path / "other.tsv.gz")
 
 
+@pytest.mark.integration
 def test_shipped_movie_map_covers_every_training_review(tfds_data_dir):
     texts, labels = imdb_reviews.load_split(tfds_data_dir, "train")
     groups, unmatched = imdb_reviews.movie_groups(texts, imdb_reviews.read_movie_map())
@@ -88,7 +89,7 @@ def test_shipped_movie_map_is_the_one_written_from_the_csv(tmp_path):
     assert imdb_reviews.read_movie_map(csv) == imdb_reviews.read_movie_map()
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_baseline_quick_run(tmp_path, tfds_data_dir):
     script = REPO_ROOT / "experiments" / "imdb_baseline.py"
     data = ["--data-dir", tfds_data_dir] if tfds_data_dir else []

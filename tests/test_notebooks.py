@@ -94,7 +94,7 @@ def test_committed_notebook_has_current_outputs(name):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("name", run.NOTEBOOKS)
 def test_notebook_runs_from_scratch(name, tfds_data_dir, monkeypatch):
     """Cleared outputs, a new kernel, every cell in order: no error, and everything shown."""

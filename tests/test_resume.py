@@ -15,7 +15,7 @@ EXPERIMENTS = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
 def test_a_killed_run_resumes_and_records_the_whole_run(
     experiment, tmp_path, tfds_data_dir, pm25_csv
