@@ -5,7 +5,7 @@
 
 Parts: SimpleRNN, LSTM and GRU at each length; the gradient flow ||dL/dh_t||; clipping
 under a recurrent spectral radius > 1; LSTM initialisation. The run folder gets
-config.json, metrics.json and three PNGs; README.md explains each part.
+config.json, metrics.json and three PNGs; docs/long_range.md explains each part.
 """
 
 import argparse
@@ -13,20 +13,22 @@ import itertools
 import math
 import sys
 import time
-from functools import reduce
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-
-common.quiet_tensorflow()
-
 import keras  # noqa: E402
 import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-import rnn_keras  # noqa: E402
+from rnn_keras import training  # noqa: E402
+from rnn_keras.datasets import adding_problem, adding_problem_dataset  # noqa: E402
+from rnn_keras.diagnostics import (  # noqa: E402
+    fit_and_record,
+    gradient_through_time,
+    last_state_regressor,
+    spectral_radius,
+)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -34,7 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 CELLS = ("simple", "lstm", "gru")
 SOLVED_MSE = 0.01
 INITIALIZERS = ("orthogonal", "glorot_uniform")  # the LSTM's recurrent kernel, compared
-# The default run: at most ~28 minutes on the project's 2-core CPU (README: profiling).
+# The default run: at most ~28 minutes on the project's 2-core CPU (docs/long_range.md: profiling).
 # fmt: off
 DEFAULTS = {
     "cells": CELLS, "lengths": (50, 100, 200, 400), "units": 32, "batch_size": 32, "lr": 5e-3,
@@ -49,73 +51,8 @@ QUICK = {
 # fmt: on
 
 
-def adding_batch(length, batch_size, seed):
-    """(inputs (B, T, 2), targets (B, 1)) from a stateless shape-[2] seed (same seed, same data).
-
-    Channel 0: values ~ U[0, 1]; channel 1: one marker in [0, T // 2), one in [T // 2, T)."""
-    seeds, half = tf.random.experimental.stateless_split(seed, 3), length // 2
-    values = tf.random.stateless_uniform([batch_size, length], seeds[0])
-    first = tf.random.stateless_uniform([batch_size], seeds[1], 0, half, tf.int32)
-    second = tf.random.stateless_uniform([batch_size], seeds[2], half, length, tf.int32)
-    markers = tf.one_hot(first, length) + tf.one_hot(second, length)
-    targets = tf.reduce_sum(values * markers, axis=1, keepdims=True)
-    return tf.stack([values, markers], axis=-1), targets
-
-
-def _seed(seed, stream, *numbers):
-    """A stateless seed: (seed, stream: 0 train, 1 test) with (length[, batch index]) folded in."""
-    return reduce(tf.random.experimental.stateless_fold_in, numbers, tf.constant([seed, stream]))
-
-
-def train_dataset(length, batch_size, seed):
-    """An infinite tf.data stream of batches made in-graph; batch i comes from (seed, T, i)."""
-    batches = tf.data.Dataset.counter().map(
-        lambda i: adding_batch(length, batch_size, _seed(seed, 0, length, i))
-    )
-    return batches.prefetch(tf.data.AUTOTUNE)
-
-
-def test_set(length, size, seed):
-    """The fixed test set of one length, as NumPy arrays (inputs, targets)."""
-    return tuple(a.numpy() for a in adding_batch(length, size, _seed(seed, 1, length)))
-
-
 def constant_mse(targets, constant=1.0):  # 1.0 is the target's mean
     return float(((targets - constant) ** 2).mean())
-
-
-def build_model(cell, length, units, seed, **layer_kwargs):
-    """(model, its recurrent layer, its Dense head): Input((T, 2)) -> layer -> Dense(1), seeded."""
-    keras.utils.set_random_seed(seed)
-    recurrent = rnn_keras.get_layer(cell)(units, name="recurrent", **layer_kwargs)
-    head = keras.layers.Dense(1, name="sum")
-    inputs = keras.Input((length, 2), name="sequence")
-    return keras.Model(inputs, head(recurrent(inputs))), recurrent, head
-
-
-class Recorder(keras.callbacks.Callback):
-    """Test MSE at step 0 and each epoch's end, the first step below 0.01; gradient norms."""
-
-    def __init__(self, test, eval_every, stop_when_solved):
-        super().__init__()
-        self.test, self.eval_every, self.stop_when_solved = test, eval_every, stop_when_solved
-        self.steps, self.test_mse, self.gradient_norms, self.solved_at_step = [], [], [], None
-
-    def on_train_begin(self, logs=None):
-        self.on_epoch_end(-1)  # step 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.gradient_norms.append(float(logs["gradient_norm"]))
-
-    def on_epoch_end(self, epoch, logs=None):
-        step, (inputs, targets) = (epoch + 1) * self.eval_every, self.test
-        predictions = self.model.predict(inputs, batch_size=500, verbose=0)
-        self.steps.append(step)
-        self.test_mse.append(float(((predictions - targets) ** 2).mean()))
-        if self.test_mse[-1] < SOLVED_MSE and self.solved_at_step is None:
-            self.solved_at_step = step
-            if self.stop_when_solved:
-                self.model.stop_training = True
 
 
 def train(model, args, test, clipnorm, steps=None, sgd_lr=None, stop=False):
@@ -125,63 +62,11 @@ def train(model, args, test, clipnorm, steps=None, sgd_lr=None, stop=False):
         optimizer = keras.optimizers.Adam(args.lr, global_clipnorm=clipnorm)
     else:
         optimizer = keras.optimizers.SGD(sgd_lr, momentum=0.9, global_clipnorm=clipnorm)
-    monitor = rnn_keras.GradientNormMonitor(optimizer)
-    model.compile(optimizer=monitor, loss="mse", metrics=[monitor.metric], jit_compile=False)
-    recorder, start = Recorder(test, args.eval_every, stop), time.perf_counter()
-    data, every = train_dataset(model.input_shape[1], args.batch_size, args.seed), args.eval_every
-    fit_options = {"callbacks": [recorder], "shuffle": False, "verbose": 0}
-    model.fit(data, steps_per_epoch=every, epochs=(steps or args.steps) // every, **fit_options)
-    norms = [_finite(n) for n in recorder.gradient_norms]
-    return {
-        "test_mse": _finite(recorder.test_mse[-1]),
-        "solved_at_step": recorder.solved_at_step,
-        "seconds": round(time.perf_counter() - start, 2),
-        "steps": len(norms),
-        "max_gradient_norm": max((n for n in norms if n is not None), default=None),
-        "curve": {"step": recorder.steps, "test_mse": [_finite(v) for v in recorder.test_mse]},
-        "gradient_norms": norms,
-    }
-
-
-def _finite(value):
-    return float(value) if math.isfinite(value) else None  # JSON has no NaN or infinity
-
-
-def gradient_through_time(recurrent, head, inputs, targets, num_points=None):
-    """(distances T - t, batch mean of ||dL/dh_t||), through `recurrent`'s own backward pass.
-
-    L is each example's squared error (head(h_T) - y)^2; h_t the state after step t (1-based).
-    A copy of `recurrent` that shares its weights and returns its states reads x_1..x_t
-    (forward only); `recurrent` itself reads x_{t+1}..x_T from `initial_state=` those states
-    under a GradientTape watching h_t (an LSTM's c_t held fixed). With `num_points`: t = T,
-    T - T // num_points, ...
-    """
-    length = inputs.shape[1]
-    points = list(range(length, 0, -max(1, length // (num_points or length))))[::-1]
-    reader = recurrent.sharing_weights(return_state=True, return_sequences=False)
-    inputs, targets = tf.constant(inputs, tf.float32), tf.constant(targets, tf.float32)
-    states = reader.cell.get_initial_state(inputs.shape[0])  # zeros, as the layer starts
-    chunk_spec = tf.TensorSpec([None, None, inputs.shape[-1]])
-    specs = [chunk_spec, [tf.TensorSpec(s.shape) for s in states]]
-
-    @tf.function(input_signature=specs)  # one trace for every chunk length
-    def read(chunk, states):
-        return reader(chunk, initial_state=states)[1:]
-
-    def state_gradient(rest, states):  # rest=None: t = T, nothing left to read
-        with tf.GradientTape() as tape:
-            tape.watch(states[0])
-            last = states[0] if rest is None else recurrent(rest, initial_state=states)
-            loss = tf.reduce_sum(tf.square(head(last) - targets))
-        return tf.reduce_mean(tf.norm(tape.gradient(loss, states[0]), axis=-1))
-
-    rest_gradient = tf.function(state_gradient, input_signature=specs)
-    norms, done = [], 0
-    for t in points:
-        states, done = list(read(inputs[:, done:t], states)), t
-        norm = rest_gradient(inputs[:, t:], states) if t < length else state_gradient(None, states)
-        norms.append(float(norm))
-    return [length - t for t in points][::-1], norms[::-1]
+    data = adding_problem_dataset(model.input_shape[1], args.batch_size, args.seed)
+    options = {"eval_every": args.eval_every, "solved_mse": SOLVED_MSE, "stop_when_solved": stop}
+    return fit_and_record(
+        model, data, test, optimizer=optimizer, steps=steps or args.steps, **options
+    )
 
 
 def main_comparison(args, tests):
@@ -190,7 +75,7 @@ def main_comparison(args, tests):
     results = []
     for length in args.lengths:
         for cell in args.cells:
-            model, recurrent, head = build_model(cell, length, args.units, args.seed)
+            model, recurrent, head = last_state_regressor(cell, length, args.units, args.seed)
             flow_data = [array[: args.flow_batch] for array in tests[length]]
             if length == flow["length"]:
                 initial = gradient_through_time(recurrent, head, *flow_data, args.flow_points)
@@ -210,16 +95,15 @@ def clipping_experiment(args):
     divides steps by a running gradient scale; SGD does not (clipping's classic case)."""
     length, steps = args.clip_length, args.clip_steps
     report = {"cell": "simple", "length": length, "steps": steps, "gain": args.clip_gain}
-    test, runs = test_set(length, args.test_size, args.seed), []
+    test, runs = adding_problem(length, args.test_size, args.seed), []
     for name, rate in (("adam", args.lr), ("sgd", args.clip_sgd_lr)):
         for clipnorm in (args.clipnorm, None):
-            # Seeded here: an unseeded initializer draws its seed before build_model seeds.
+            # Seeded here: an unseeded initializer draws its seed before last_state_regressor seeds.
             initializer = keras.initializers.Orthogonal(gain=args.clip_gain, seed=args.seed)
-            model, recurrent, _ = build_model(
+            model, recurrent, _ = last_state_regressor(
                 "simple", length, args.units, args.seed, recurrent_initializer=initializer
             )
-            eigenvalues = np.linalg.eigvals(recurrent.cell.recurrent_kernel.numpy())
-            report["spectral_radius"] = float(np.abs(eigenvalues).max())
+            report["spectral_radius"] = spectral_radius(recurrent.cell.recurrent_kernel)
             run = train(model, args, test, clipnorm, steps, rate if name == "sgd" else None)
             runs.append({"optimizer": name, "lr": rate, "clipnorm": clipnorm, **run})
             print(_summary(f"clipping {name} clipnorm={clipnorm} T={length}", run), flush=True)
@@ -240,7 +124,7 @@ def initialization_experiment(args, results, tests):
             run = lstm[length]
         else:
             kwargs = {"unit_forget_bias": forget_bias, "recurrent_initializer": initializer}
-            model, _, _ = build_model("lstm", length, args.units, args.seed, **kwargs)
+            model, _, _ = last_state_regressor("lstm", length, args.units, args.seed, **kwargs)
             run = train(model, args, tests[length], args.clipnorm, stop=True)
             print(_summary(f"LSTM forget bias {int(forget_bias)} {initializer} T={length}", run))
         variants.append(
@@ -376,15 +260,15 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     (run_dir, _), start = common.start_run(args, "long_range"), time.perf_counter()
-    tests = {length: test_set(length, args.test_size, args.seed) for length in args.lengths}
+    tests = {length: adding_problem(length, args.test_size, args.seed) for length in args.lengths}
     baseline = constant_mse(np.concatenate([targets for _, targets in tests.values()]))
     metrics = {"task": "adding problem", "solved_mse": SOLVED_MSE, "baseline_mse": baseline}
     metrics["results"], metrics["gradient_flow"] = main_comparison(args, tests)
     metrics["clipping"] = clipping_experiment(args)
     metrics["initialization"] = initialization_experiment(args, metrics["results"], tests)
     metrics["seconds_total"] = round(time.perf_counter() - start, 1)
-    metrics["machine"] = common.machine_info()
-    common.write_json(run_dir / "metrics.json", metrics)
+    metrics["machine"] = training.machine_info()
+    training.write_json(run_dir / "metrics.json", metrics)
     write_plots(metrics, run_dir)
     print(f"\n{run_dir}: {metrics['seconds_total']:.0f} s; predicting 1.0: test MSE {baseline:.4f}")
     for r in metrics["results"]:

@@ -50,7 +50,7 @@ RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 METHODS = ("persistence", "seasonal_naive", "ridge", "rnn")
 TARGET = {"ratio_to_persistence": 0.90, "horizons": (6, 12, 24), "train_minutes": 20}
 
-# The default configuration (chosen on validation; see the README). None: all windows.
+# The default configuration (chosen on validation; see docs/timeseries.md). None: all windows.
 DEFAULTS = dict(
     cell="gru", layers=1, units=64, dropout=0.0, epochs=30, batch_size=64, lr=1e-3,
     clipnorm=100.0, patience=3, seed=1337, max_windows=None,

@@ -1,6 +1,6 @@
 """rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers, and models on them."""
 
-from rnn_keras import export
+from rnn_keras import benchmarking, datasets, diagnostics, export
 from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
 from rnn_keras.layers import GRU, LAYERS, LSTM, SimpleRNN, fused_unavailable_reason, get_layer
 from rnn_keras.models import (
@@ -48,6 +48,9 @@ __all__ = [
     "SimpleRNN",
     "SimpleRNNCell",
     "SplitDirections",
+    "benchmarking",
+    "datasets",
+    "diagnostics",
     "export",
     "fused_unavailable_reason",
     "get_cell",

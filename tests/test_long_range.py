@@ -1,4 +1,4 @@
-"""experiments/long_range.py: the adding-problem data, dL/dh_t against its closed form, --quick."""
+"""experiments/long_range.py: baseline, flags, a --quick run (the library: test_diagnostics.py)."""
 
 import itertools
 import json
@@ -10,97 +10,12 @@ import numpy as np
 import pytest
 
 import rnn_keras
-
-
-def _check_adding_batch(inputs, targets, length):
-    values, markers = inputs[..., 0], inputs[..., 1]
-    assert inputs.shape[1:] == (length, 2) and targets.shape == (len(inputs), 1)
-    assert values.min() >= 0.0 and values.max() <= 1.0
-    assert np.isin(markers, [0.0, 1.0]).all()
-    half = length // 2
-    np.testing.assert_array_equal(markers[:, :half].sum(axis=1), 1)  # one in the first half
-    np.testing.assert_array_equal(markers[:, half:].sum(axis=1), 1)  # one in the second
-    np.testing.assert_allclose(targets[:, 0], (values * markers).sum(axis=1), rtol=1e-6)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 1337])
-@pytest.mark.parametrize("length", [2, 11, 50])
-def test_adding_problem_data(seed, length):
-    inputs, targets = long_range.test_set(length, 300, seed)
-    _check_adding_batch(inputs, targets, length)
-    again = long_range.test_set(length, 300, seed)
-    np.testing.assert_array_equal(inputs, again[0])  # same seed, same data
-    assert not np.array_equal(inputs, long_range.test_set(length, 300, seed + 1)[0])
-
-    stream = long_range.train_dataset(length, 16, seed)
-    batches = [(x.numpy(), y.numpy()) for x, y in stream.take(3)]
-    for x, y in batches:
-        _check_adding_batch(x, y, length)
-    assert not np.array_equal(batches[0][0], batches[1][0])  # a stream, not one batch repeated
-    assert not np.array_equal(batches[0][0], inputs[:16])  # separate train and test streams
-    for (x, _), (x_again, _) in zip(batches, stream.take(3), strict=True):
-        np.testing.assert_array_equal(x, x_again.numpy())
-    other_seed = next(iter(long_range.train_dataset(length, 16, seed + 1)))[0].numpy()
-    assert not np.array_equal(batches[0][0], other_seed)
+from rnn_keras.datasets import adding_problem
 
 
 def test_constant_predictor_scores_one_sixth():
-    _, targets = long_range.test_set(100, 20000, 5)
+    _, targets = adding_problem(100, 20000, 5)
     assert long_range.constant_mse(targets) == pytest.approx(1 / 6, abs=0.006)  # ~4 std. errors
-
-
-def test_gradient_through_time_matches_the_closed_form():
-    """Linear SimpleRNN, squared error: dL/dh_t = 2 (y_hat - y) w^T (R^T)^(T - t)."""
-    rng = np.random.default_rng(3)
-    length, batch, units = 12, 5, 3
-    kernel = rng.standard_normal((2, units)).astype("float32")
-    recurrent_kernel = (0.5 * rng.standard_normal((units, units))).astype("float32")  # non-normal
-    head_kernel = rng.standard_normal((units, 1)).astype("float32")
-    recurrent = rnn_keras.SimpleRNN(units, activation="linear", use_bias=False)
-    recurrent.build((None, None, 2))
-    recurrent.set_weights([kernel, recurrent_kernel])
-    head = keras.layers.Dense(1, use_bias=False)
-    head.build((None, units))
-    head.set_weights([head_kernel])
-    inputs = rng.uniform(size=(batch, length, 2)).astype("float32")
-    targets = rng.uniform(size=(batch, 1)).astype("float32")
-
-    h = np.zeros((batch, units))
-    for t in range(length):  # h_t = x_t @ kernel + h_{t-1} @ recurrent_kernel
-        h = inputs[:, t] @ kernel + h @ recurrent_kernel
-    d_final = 2 * (h @ head_kernel - targets) * head_kernel.T
-
-    def closed_form(matrix, distances):
-        powers = [np.linalg.matrix_power(matrix, d) for d in distances]
-        return [np.linalg.norm(d_final @ p, axis=-1).mean() for p in powers]
-
-    distances, norms = long_range.gradient_through_time(recurrent, head, inputs, targets)
-    assert distances == list(range(length))
-    np.testing.assert_allclose(norms, closed_form(recurrent_kernel.T, distances), rtol=1e-5)
-    # The transposed convention gives other numbers: the check can tell them apart.
-    assert not np.allclose(norms, closed_form(recurrent_kernel, distances), rtol=1e-3)
-
-    distances, norms = long_range.gradient_through_time(
-        recurrent, head, inputs, targets, num_points=4
-    )
-    assert distances == [0, 3, 6, 9]  # a stride of 12 // 4, T itself included
-    np.testing.assert_allclose(norms, closed_form(recurrent_kernel.T, distances), rtol=1e-5)
-
-
-@pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
-def test_gradient_through_time_fused_equals_the_generic_loop(cell):
-    """The fused kernels' backward pass gives the dL/dh_t of autodiff through the cell loop."""
-    inputs, targets = long_range.test_set(30, 8, 3)
-    _, recurrent, head = long_range.build_model(cell, 30, 6, seed=0)
-    generic = rnn_keras.get_layer(cell)(6, use_fused=False)
-    generic.build((None, None, 2))
-    generic.set_weights(recurrent.get_weights())
-    assert recurrent.uses_fast_path() and not generic.uses_fast_path()
-    fused = long_range.gradient_through_time(recurrent, head, inputs, targets, num_points=10)
-    loop = long_range.gradient_through_time(generic, head, inputs, targets, num_points=10)
-    assert fused[0] == loop[0] == list(range(0, 30, 3))
-    np.testing.assert_allclose(fused[1], loop[1], rtol=1e-5)
-    assert all(n > 0 for n in fused[1])
 
 
 def test_main_lstm_is_the_forget_bias_one_orthogonal_variant():
@@ -130,6 +45,7 @@ def test_bad_flags_are_rejected_with_a_message(flags, named, capsys):
         assert text in message
 
 
+@pytest.mark.integration
 def test_quick_run_end_to_end(tmp_path):
     long_range.main(["--quick", "--out", str(tmp_path)])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -151,9 +67,7 @@ def test_quick_run_end_to_end(tmp_path):
         assert r["curve"]["step"][0] == 0 and r["curve"]["step"][-1] == r["steps"]
         assert r["curve"]["test_mse"][-1] == r["test_mse"]
 
-    targets = np.concatenate(
-        [long_range.test_set(t, config["test_size"], 1337)[1] for t in lengths]
-    )
+    targets = np.concatenate([adding_problem(t, config["test_size"], 1337)[1] for t in lengths])
     assert metrics["baseline_mse"] == pytest.approx(long_range.constant_mse(targets), rel=1e-6)
     assert metrics["baseline_mse"] == pytest.approx(1 / 6, abs=0.02)  # 4,000 targets: ~6 s.e.
 
