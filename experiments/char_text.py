@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from rnn_keras import training, windows  # noqa: E402
-from rnn_keras.export import save_model  # noqa: E402
 
 DEFAULTS = {
     "cell": "lstm",
@@ -172,8 +171,7 @@ def train(argv):
         update_freq=1,
     )
 
-    training.atomic_replace(model.export, export_dir / "char_rnn")
-    training.atomic_replace(lambda tmp: save_model(model, tmp), export_dir / "char_rnn.keras")
+    exports = common.export_task(model, export_dir, "char_rnn")
 
     # Final figures through the exported model: each split scored as one stream.
     served = tf.saved_model.load(str(export_dir / "char_rnn"))
@@ -224,7 +222,7 @@ def train(argv):
         f"{figures['validation']['nats_per_char']:.3f} nats/char",
     )
     print(f"training {train_seconds / 60:.1f} min")
-    common.report_run(run_dir, export_dir / "char_rnn", export_dir / "char_rnn.keras")
+    common.report_run(run_dir, *exports)
     return metrics
 
 

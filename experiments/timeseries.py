@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from rnn_keras import distribute, forecasting, training  # noqa: E402
-from rnn_keras.export import save_model  # noqa: E402
 from rnn_keras.forecasting import flatten_batches, horizon_errors  # noqa: E402
 
 DATA_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00381/"
@@ -225,8 +224,7 @@ def train(argv):
             "rnn": distribute.predict(forecaster, batches(split)),
         }
         figures[split] = {m: horizon_errors(f, targets) for m, f in predicted[split].items()}
-    training.atomic_replace(forecaster.export, export_dir / "pm25")
-    training.atomic_replace(lambda tmp: save_model(forecaster, tmp), export_dir / "pm25.keras")
+    exports = common.export_task(forecaster, export_dir, "pm25")
 
     # The last split's weeks, among hours whose 1..24-hour-ahead forecasts all exist.
     year = SPLIT_YEARS[split][0]
@@ -257,7 +255,7 @@ def train(argv):
         means = ", ".join(f"{m} {figures[split][m]['mean_mae']:.2f}" for m in METHODS)
         print(f"{split} mean MAE (µg/m³): {means}; target: {metrics['target'][split]}")
     print(f"training {train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs ({best})")
-    common.report_run(run_dir, export_dir / "pm25", export_dir / "pm25.keras")
+    common.report_run(run_dir, *exports)
     return metrics
 
 
