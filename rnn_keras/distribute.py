@@ -1,7 +1,7 @@
 """tf.distribute helpers: a strategy from its name, who is chief, each worker's run folder,
 and training and evaluation under several replicas (`trainer`), which Keras 3.15's `fit`
-cannot do as it is (keras-team/keras#20585; tests/test_distribute.py holds a canary that
-fails once Keras fixes it, so this workaround can go).
+cannot do as it is under several workers (keras-team/keras#20585; tests/test_distribute.py
+holds a canary that fails once Keras fixes it, so this workaround can go).
 
     strategy = rnn_keras.distribute.strategy("mirrored")
     with strategy.scope():
@@ -120,37 +120,40 @@ def weights_digest(model):
 
 def trainer(model):
     """The model that `fit` and `evaluate` run for `model`: `model` itself, except under a
-    strategy of several replicas, where Keras 3.15 cannot train or evaluate it as it is.
+    MultiWorkerMirroredStrategy of several workers, where Keras 3.15 cannot train or
+    evaluate it as it is (keras-team/keras#20585).
 
-    Under a strategy of several replicas, Keras 3.15's `fit` and `evaluate`
-    first reduce a whole batch of data across the replicas (to learn its
-    shapes), which fails for string inputs, for replicas' slices of different
-    shapes and, under a MultiWorkerMirroredStrategy of several workers, for any
-    nested batch (keras-team/keras#20585); there they also reduce every step's
-    scalar logs along a batch axis that scalars lack. The trainer is a
-    functional view of `model` (its layers and weights) built outside the
-    strategy's scope, for which Keras skips that first reduction; its step logs
-    get a batch axis of 1 under a multi-worker strategy, and its logs are
-    averaged over the replicas (the compiled metrics are already the whole
-    batch's; the loss is each process's share's, averaged over the workers). It
-    is compiled as `model` is, with new optimizer and metric objects in the scope.
+    There Keras 3.15's `fit` and `evaluate` first reduce a whole batch of data
+    across the workers (to learn its shapes), which fails for any nested batch,
+    such as `(ids, labels)` of numbers, and they reduce every step's scalar logs
+    along a batch axis that scalars lack. The trainer is a functional view of
+    `model` (its layers and weights) built outside the strategy's scope, for
+    which Keras skips that first reduction; its step logs get a batch axis of 1,
+    and its logs are averaged over the replicas (the compiled metrics are
+    already the whole batch's; the loss is each process's share's, averaged over
+    the workers). It is compiled as `model` is, with new optimizer and metric
+    objects in the scope. tests/test_distribute.py holds a canary that fails
+    once Keras's own `fit` works there.
+
+    Under a MirroredStrategy in one process, Keras's `fit` works as it is once the
+    inputs are numbers (the tasks map their preprocessors in the input
+    pipeline, so strings never reach the replicas): `model` is returned.
     """
     import keras
     import keras.ops
     import tensorflow as tf
 
     strategy = model.distribute_strategy
-    if strategy.num_replicas_in_sync == 1:
+    if not multi_worker(strategy):
         return model
     if tf.distribute.has_strategy():
         raise RuntimeError(
             "trainer: a model of several replicas trains outside its strategy's scope. "
             "Expected: no strategy scope. Received: a call inside strategy.scope()"
         )
-    batch_axis = multi_worker(strategy)  # Keras reduces these step logs along axis 0
 
-    def step_logs(logs):
-        return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()} if batch_axis else logs
+    def step_logs(logs):  # Keras reduces these step logs along axis 0
+        return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()}
 
     class ReplicatedTrainer(keras.Model):
         @property
