@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rnn_keras import training, windows  # noqa: E402
+from rnn_keras import windows  # noqa: E402
 
 DEFAULTS = {
     "cell": "lstm",
@@ -198,29 +198,21 @@ def train(argv):
         "".join(f"=== temperature {t} ===\n{s}\n\n" for t, s in samples.items())
     )
 
-    history_dict = training.history_dict(history)
     metrics = {
         "validation": figures["validation"],
         "test": figures["test"],
-        "best_epoch_val_loss_streams": float(np.min(history_dict["val_loss"])),
-        "epochs_run": len(history_dict["loss"]),
-        "history": history_dict,
+        "best_epoch_val_loss_streams": float(np.min(history.history["val_loss"])),
+        "epochs_run": len(history.history["loss"]),
         "gradient_norm_per_step": history.step_logs["gradient_norm"],
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(model.count_params()),
         "vocabulary_size": int(preprocessor.vocabulary_size()),
-        "machine": training.machine_info(),
         "samples": {str(t): s for t, s in samples.items()},
     }
-    training.write_json(run_dir / "metrics.json", metrics)
-    training.plot_history(
-        history_dict,
-        run_dir / "learning_curve.png",
-        ["loss"],
-        f"tiny-shakespeare {args.cell}: validation "
-        f"{figures['validation']['nats_per_char']:.3f} nats/char",
-    )
+    nats = figures["validation"]["nats_per_char"]
+    title = f"tiny-shakespeare {args.cell}: validation {nats:.3f} nats/char"
+    metrics = common.write_metrics(run_dir, metrics, history, ["loss"], title)
     print(f"training {train_seconds / 60:.1f} min")
     common.report_run(run_dir, *exports)
     return metrics

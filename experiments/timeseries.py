@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rnn_keras import distribute, forecasting, training  # noqa: E402
+from rnn_keras import distribute, forecasting  # noqa: E402
 from rnn_keras.forecasting import flatten_batches, horizon_errors  # noqa: E402
 
 DATA_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00381/"
@@ -232,9 +232,8 @@ def train(argv):
     weeks = choose_weeks(table["time"], table["pm25"], year_rows[0] + 23, year_rows[-1] - 23)
     starts, rnn, title = windows[split][0], predicted[split]["rnn"], f"{split} {year}"
     plot_results(run_dir, table, figures[split], weeks, starts, rnn, title)
-    history = training.history_dict(history)
-    best = f"best validation MAE {min(history['val_mae']):.2f}"
-    training.plot_history(history, run_dir / "learning_curve.png", ["mae"], f"{args.cell}: {best}")
+    val_mae = history.history["val_mae"]
+    best = f"best validation MAE {min(val_mae):.2f}"
     metrics = {
         **figures,
         "target": {split: target_check(figures[split], train_seconds) for split in splits},
@@ -244,13 +243,12 @@ def train(argv):
         "weeks": {label: str(table["time"][row]) for label, row in weeks.items()},
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - started, 1),
-        "epochs_run": len(history["loss"]),
-        "best_epoch": int(np.argmin(history["val_mae"])) + 1,
-        "history": history,
+        "epochs_run": len(val_mae),
+        "best_epoch": int(np.argmin(val_mae)) + 1,
         "parameters": int(forecaster.count_params()),
-        "machine": training.machine_info(),
     }
-    training.write_json(run_dir / "metrics.json", metrics)
+    title = f"{args.cell}: {best}"
+    metrics = common.write_metrics(run_dir, metrics, history, ["mae"], title)
     for split in splits:
         means = ", ".join(f"{m} {figures[split][m]['mean_mae']:.2f}" for m in METHODS)
         print(f"{split} mean MAE (µg/m³): {means}; target: {metrics['target'][split]}")

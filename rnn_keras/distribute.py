@@ -1,6 +1,6 @@
 """tf.distribute helpers: a strategy from its name, who is chief, each worker's run folder,
-and training and evaluation under several replicas (`trainer`), which Keras 3.15's `fit`
-cannot do as it is under several workers (keras-team/keras#20585; tests/test_distribute.py
+and training and evaluation under several workers (`trainer`), which Keras 3.15's `fit`
+cannot do as it is (keras-team/keras#20585; tests/test_distribute.py
 holds a canary that fails once Keras fixes it, so this workaround can go).
 
     strategy = rnn_keras.distribute.strategy("mirrored")
@@ -148,7 +148,7 @@ def trainer(model):
         return model
     if tf.distribute.has_strategy():
         raise RuntimeError(
-            "trainer: a model of several replicas trains outside its strategy's scope. "
+            "trainer: a model of several workers trains outside its strategy's scope. "
             "Expected: no strategy scope. Received: a call inside strategy.scope()"
         )
 

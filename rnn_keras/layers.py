@@ -49,9 +49,8 @@ from rnn_keras.cells import GRUCell, LSTMCell, SimpleRNNCell, get_cell
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "LAYERS", "get_layer", "fused_unavailable_reason"]
 
-USE_FUSED = ("auto", True, False)
+USE_FUSED = USE_CUDNN = ("auto", True, False)  # the values of each switch
 IMPLEMENTATIONS = (1, 2)
-USE_CUDNN = ("auto", True, False)
 # `implementation` before it took Keras's meaning (saved configs may hold these): the
 # `use_fused` value each one means.
 _LEGACY_IMPLEMENTATIONS = {"auto": "auto", "fused": True, "generic": False}

@@ -17,6 +17,7 @@ run killed and started again skips what it had finished.
 
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +28,7 @@ __all__ = [
     "labelled_variants",
     "ngram_classifier",
     "ngram_teacher",
+    "ngram_training",
     "optimizer",
     "predict_texts",
     "pretrain_language_model",
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 NGRAM_FEATURES = ("tf_idf", "nb")
+NGRAM_TEACHERS = {"ngrams": "tf_idf", "nb-ngrams": "nb"}  # teacher name: its features
 
 
 def text_batches(texts, labels, batch_size, seed=None):
@@ -92,7 +95,7 @@ def ngram_classifier(texts, labels=None, *, max_tokens=100_000, ngrams=2):
     return keras.Model(text, probability, name="ngram_baseline")
 
 
-def train_ngram_classifier(
+def ngram_training(
     train,
     validation,
     *,
@@ -108,7 +111,8 @@ def train_ngram_classifier(
     phase="",
     verbose="auto",
 ):
-    """(model, History, seconds): `ngram_classifier` fitted on `train` = (texts, labels).
+    """(compiled model, fit): `ngram_classifier` on `train` = (texts, labels), and the call
+    `fit()` -> (History, seconds) that trains it.
 
     Adam, binary cross-entropy, early stopping on `validation`'s accuracy (best
     weights restored), through `rnn_keras.training.resumable_fit` in `run_dir`.
@@ -118,7 +122,7 @@ def train_ngram_classifier(
 
     if features not in NGRAM_FEATURES:
         raise ValueError(
-            f"train_ngram_classifier: `features` must be one of {NGRAM_FEATURES}. "
+            f"ngram_training: `features` must be one of {NGRAM_FEATURES}. "
             f"Received: features={features!r}"
         )
     texts, labels = train
@@ -130,19 +134,28 @@ def train_ngram_classifier(
         loss="binary_crossentropy",
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
     )
-    history, seconds = resumable_fit(
-        model,
-        text_batches(texts, labels, batch_size, seed),
-        text_batches(*validation, batch_size),
-        run_dir=run_dir,
-        epochs=epochs,
-        patience=patience,
-        monitor="val_accuracy",
-        mode="max",
-        phase=phase,
-        verbose=verbose,
-    )
-    return model, history, seconds
+
+    def fit():
+        return resumable_fit(
+            model,
+            text_batches(texts, labels, batch_size, seed),
+            text_batches(*validation, batch_size),
+            run_dir=run_dir,
+            epochs=epochs,
+            patience=patience,
+            monitor="val_accuracy",
+            mode="max",
+            phase=phase,
+            verbose=verbose,
+        )
+
+    return model, fit
+
+
+def train_ngram_classifier(train, validation, **kwargs):
+    """(model, History, seconds): `ngram_training`'s model (`kwargs` are its), trained."""
+    model, fit = ngram_training(train, validation, **kwargs)
+    return (model, *fit())
 
 
 def training_record(name, history, seconds):
@@ -163,8 +176,6 @@ def train_once(model, fit, *, run_dir, name="teacher", label=None):
     `label`, default `name`) to `run_dir/<name>.json`; in a resumed run the weights
     are loaded instead. Returns the record.
     """
-    from pathlib import Path
-
     weights_path = str(Path(run_dir) / f"{name}.weights.h5")
     return saved_step(
         run_dir,
@@ -181,38 +192,27 @@ def predict_texts(model, texts, batch_size=1024):
     return model.predict(data, verbose=0)[:, 0]
 
 
-def ngram_teacher(train, validation, *, run_dir, features="nb", name="teacher", **kwargs):
-    """(model, record): `train_ngram_classifier` as a teacher, trained once per run folder.
+def ngram_teacher(train, validation, *, run_dir, teacher="nb-ngrams", name="teacher", **kwargs):
+    """(model, record): `ngram_training`'s model as a teacher, trained once per run folder.
 
-    Its weights go to `run_dir/<name>.weights.h5`; a resumed run rebuilds the
-    model (the vocabulary and NB ratios from `train` again) and loads them.
-    `kwargs` are `train_ngram_classifier`'s.
+    `teacher`: "ngrams" (tf-idf features) or "nb-ngrams" (NBSVM). A resumed
+    run rebuilds the model (the vocabulary and NB ratios from `train` again)
+    and loads the weights saved by `train_once`. `kwargs` are `ngram_training`'s.
     """
-    from pathlib import Path
-
-    weights_path = str(Path(run_dir) / f"{name}.weights.h5")
-    built = {}
-
-    def compute():
-        built["model"], history, seconds = train_ngram_classifier(
-            train, validation, run_dir=run_dir, features=features, phase=f"_{name}", **kwargs
+    if teacher not in NGRAM_TEACHERS:
+        raise ValueError(
+            f"ngram_teacher: `teacher` must be one of {tuple(NGRAM_TEACHERS)}. "
+            f"Received: teacher={teacher!r}"
         )
-        return training_record({"tf_idf": "ngrams", "nb": "nb-ngrams"}[features], history, seconds)
-
-    def load():
-        labels = train[1] if features == "nb" else None
-        built["model"] = ngram_classifier(
-            train[0],
-            labels,
-            max_tokens=kwargs.get("max_tokens", 100_000),
-            ngrams=kwargs.get("ngrams", 2),
-        )
-        built["model"].load_weights(weights_path)
-
-    record = saved_step(
-        run_dir, name, load, compute, lambda: built["model"].save_weights(weights_path)
+    model, fit = ngram_training(
+        train,
+        validation,
+        run_dir=run_dir,
+        features=NGRAM_TEACHERS[teacher],
+        phase=f"_{name}",
+        **kwargs,
     )
-    return built["model"], record
+    return model, train_once(model, fit, run_dir=run_dir, name=name, label=teacher)
 
 
 def pseudo_labels(score, texts, *, confidence=0.5, soft=True, run_dir, name="pseudo_labels"):
@@ -227,8 +227,6 @@ def pseudo_labels(score, texts, *, confidence=0.5, soft=True, run_dir, name="pse
         raise ValueError(
             f"pseudo_labels: `confidence` must be in [0.5, 1). Received: confidence={confidence}"
         )
-    from pathlib import Path
-
     labels_path = Path(run_dir) / f"{name}.npz"
     kept = {}
 
@@ -305,7 +303,7 @@ def self_training_data(
 
     The teacher is trained once per run folder: `teacher` "ngrams" or "nb-ngrams"
     is `ngram_teacher` with tf-idf or NBSVM features (`ngram_kwargs` are
-    `train_ngram_classifier`'s); a `SequenceClassifier` with a
+    `ngram_training`'s); a `SequenceClassifier` with a
     `TextClassifierPreprocessor` is trained by `fit_teacher()` (`train_once`).
     It then scores the `unlabelled` texts and the variants for
     `distillation_data` (`confidence`, `soft`, `copies`, `seed`). The record
@@ -313,13 +311,12 @@ def self_training_data(
     """
     from rnn_keras.text import score_texts
 
-    if teacher in ("ngrams", "nb-ngrams"):
-        features = "nb" if teacher == "nb-ngrams" else "tf_idf"
+    if teacher in NGRAM_TEACHERS:
         model, record = ngram_teacher(
             labelled,
             validation,
             run_dir=run_dir,
-            features=features,
+            teacher=teacher,
             seed=seed,
             verbose=verbose,
             **ngram_kwargs,
@@ -386,8 +383,6 @@ def labelled_variants(score, texts, *, copies, seed, run_dir, name="variant_labe
     """Distillation data: `text_variants(texts, copies, seed)` labelled with the teacher's
     probability `score(variants)`. The labels are saved in `run_dir`; the variants
     are drawn again (same seed) on resume. Returns (variants, labels, record)."""
-    from pathlib import Path
-
     variants = text_variants(texts, copies, seed)
     labels_path = Path(run_dir) / f"{name}.npy"
     kept = {}
@@ -433,8 +428,6 @@ def pretrain_language_model(
     on it starts from the pretrained weights. Returns the record (a resumed run
     loads the weights saved in `run_dir/<weights_file>`; the record is `<name>.json`).
     """
-    from pathlib import Path
-
     import keras
 
     from rnn_keras.models import LanguageModel

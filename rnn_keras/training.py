@@ -62,9 +62,9 @@ def resumable_fit(
     unfinished epoch is not counted); early stopping carries on with the best
     value, patience count and best weights of the epochs before the restart.
 
-    Under a strategy of several replicas the model trains through
-    `trainer(model)`; under a multi-worker strategy each worker prints the
-    digest of its weights after training (the same on every worker).
+    The model trains through `rnn_keras.distribute.trainer(model)` (itself,
+    except under several workers); under a multi-worker strategy each worker
+    prints the digest of its weights after training (the same on every worker).
     """
     import keras
 
