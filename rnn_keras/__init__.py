@@ -1,6 +1,6 @@
 """rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers, and models on them."""
 
-from rnn_keras import benchmarking, datasets, diagnostics, export
+from rnn_keras import benchmarking, datasets, diagnostics, export, piano_rolls
 from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
 from rnn_keras.layers import GRU, LAYERS, LSTM, SimpleRNN, fused_unavailable_reason, get_layer
 from rnn_keras.models import (
@@ -14,6 +14,7 @@ from rnn_keras.models import (
     recurrent_layer,
 )
 from rnn_keras.monitoring import GradientNorm, GradientNormMonitor, rounded_binary_accuracy
+from rnn_keras.music import FrameNLL, NatsPerFrame, NoteByNote, PolyphonicModel, PreviousFrames
 from rnn_keras.preprocessing import CyclicalEncoding, ImputeMissing
 from rnn_keras.preprocessors import (
     FeatureWindowPreprocessor,
@@ -52,6 +53,12 @@ __all__ = [
     "datasets",
     "diagnostics",
     "export",
+    "piano_rolls",
+    "FrameNLL",
+    "NatsPerFrame",
+    "NoteByNote",
+    "PolyphonicModel",
+    "PreviousFrames",
     "fused_unavailable_reason",
     "get_cell",
     "rounded_binary_accuracy",

@@ -22,6 +22,16 @@ process that has neither rnn_keras nor Keras. Its endpoints, by preprocessor:
   - `initial_state(batch_size: int32 [])` -> float32 `[batch_size, S]`;
   - `step(ids: int32 [None], state: float32 [None, S])` -> `{"logits", "state"}`;
   - `vocabulary()` -> string `[V]`: the token of each id.
+
+A `PolyphonicModel` (no preprocessor: its inputs are piano rolls) gets:
+  - `score(rolls: float32 [None, None, K])` -> float32 `[None]`: nats per time
+    step of each roll (all rows as long as the array; NaN for 0 steps); rolls
+    with another key count or values other than 0 and 1 (NaN included) are
+    refused with an InvalidArgumentError that says so;
+  - `generate(num_steps: int32 [], temperature: float32 [], seed: int32 [])` ->
+    float32 `[num_steps, K]`: new frames from silence (temperature 0 greedy),
+    the same for the same seed; num_steps outside [0, MAX_GENERATE_STEPS] or a
+    negative or non-finite temperature is refused.
 """
 
 import keras
@@ -31,12 +41,14 @@ __all__ = ["export_task", "save_model"]
 
 def export_task(task, path):
     """Writes `task`'s serving SavedModel to `path` (see the module docstring)."""
-    from rnn_keras import preprocessors
+    from rnn_keras import music, preprocessors
 
     preprocessor = task.preprocessor
     archive = keras.export.ExportArchive()
     archive.track(task)
-    if isinstance(preprocessor, preprocessors.LanguageModelPreprocessor):
+    if isinstance(task, music.PolyphonicModel):
+        _add_roll_endpoints(archive, task)
+    elif isinstance(preprocessor, preprocessors.LanguageModelPreprocessor):
         _add_generator_endpoints(archive, task, preprocessor)
     elif isinstance(preprocessor, preprocessors.TextClassifierPreprocessor):
         _add_text_endpoint(archive, task, preprocessor)
@@ -147,6 +159,62 @@ def _add_generator_endpoints(archive, language_model, preprocessor):
         ],
     )
     archive.add_endpoint("vocabulary", lambda: vocabulary, input_signature=[])
+
+
+def _add_roll_endpoints(archive, model):
+    import tensorflow as tf
+
+    from rnn_keras.music import MAX_GENERATE_STEPS
+
+    keys = model.num_keys
+
+    def score(rolls):
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(rolls)[2], keys, message=f"score: rolls must be [batch, steps, {keys}]"
+            ),
+            tf.debugging.assert_equal(
+                tf.reduce_all((rolls == 0.0) | (rolls == 1.0)),
+                True,
+                message="score: a roll holds 0 (silent) or 1 (sounding) per key and step",
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            rolls = tf.ensure_shape(tf.identity(rolls), [None, None, keys])
+        nats = model.frame_nats(rolls)
+        return tf.reduce_sum(nats, axis=1) / tf.cast(tf.shape(rolls)[1], tf.float32)
+
+    def generate(num_steps, temperature, seed):
+        checks = [
+            tf.debugging.assert_non_negative(num_steps, message="generate: num_steps < 0"),
+            tf.debugging.assert_less_equal(
+                num_steps,
+                MAX_GENERATE_STEPS,
+                message=f"generate: num_steps above the limit of {MAX_GENERATE_STEPS}",
+            ),
+            tf.debugging.assert_equal(
+                tf.math.is_finite(temperature) & (temperature >= 0.0),
+                True,
+                message="generate: temperature must be finite and >= 0 (0 is greedy)",
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            num_steps = tf.identity(num_steps)
+        prompt = tf.zeros([0, keys])
+        return model.generate_frames(prompt, num_steps, temperature, tf.stack([seed, 0]))
+
+    archive.add_endpoint(
+        "score", score, input_signature=[tf.TensorSpec([None, None, None], tf.float32, "rolls")]
+    )
+    archive.add_endpoint(
+        "generate",
+        generate,
+        input_signature=[
+            tf.TensorSpec([], tf.int32, name="num_steps"),
+            tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([], tf.int32, name="seed"),
+        ],
+    )
 
 
 def save_model(model, path):

@@ -670,8 +670,59 @@ def per_output_absolute_error(y_true, y_pred):
     return ops.abs(y_pred - ops.cast(y_true, y_pred.dtype))
 
 
+class _SteppedTask(_Task):
+    """A task on a unidirectional backbone that can also be run one step at a time.
+
+    The state of all recurrent layers is packed into one float32 tensor
+    `(batch, S)`: every layer's states (`[h, c]` for an LSTM, `[h]` otherwise)
+    concatenated along the last axis, the form a serving endpoint can take
+    and return.
+    """
+
+    def _state_sizes(self):
+        return [[layer.units] * layer.cell.num_states for layer in self.backbone.recurrent_layers]
+
+    @property
+    def state_size(self):
+        """S, the width of the packed state."""
+        return sum(sum(sizes) for sizes in self._state_sizes())
+
+    def _unpack(self, state):
+        import tensorflow as tf
+
+        sizes = self._state_sizes()
+        flat = tf.split(state, [s for layer_sizes in sizes for s in layer_sizes], axis=-1)
+        per_layer, start = [], 0
+        for layer_sizes in sizes:
+            per_layer.append(flat[start : start + len(layer_sizes)])
+            start += len(layer_sizes)
+        return per_layer
+
+    @staticmethod
+    def _pack(per_layer):
+        import tensorflow as tf
+
+        return tf.concat([s for states in per_layer for s in states], axis=-1)
+
+    def initial_state(self, batch_size):
+        """The packed zero state for `batch_size` sequences, float32 `(batch_size, S)`."""
+        import tensorflow as tf
+
+        tf.debugging.assert_non_negative(batch_size, message="initial_state: batch_size < 0")
+        return tf.zeros([batch_size, self.state_size], tf.float32)
+
+    def cells_step(self, x, state):
+        """The recurrent layers' cells on one step's inputs `x (batch, features)`:
+        `(last layer's output, new packed state)`."""
+        new_states = []
+        for layer, states in zip(self.backbone.recurrent_layers, self._unpack(state), strict=True):
+            x, states = layer.cell(x, list(states))
+            new_states.append(states if isinstance(states, (list, tuple)) else [states])
+        return x, self._pack(new_states)
+
+
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class LanguageModel(_Task):
+class LanguageModel(_SteppedTask):
     """The guide's `CharRNN`, for any token vocabulary: the next token's logits at every step.
 
     On a unidirectional backbone the output is `(batch, time, vocabulary_size)`
@@ -880,38 +931,6 @@ class LanguageModel(_Task):
             for layer in self.backbone.recurrent_layers
         ]
 
-    def _state_sizes(self):
-        return [[layer.units] * layer.cell.num_states for layer in self.backbone.recurrent_layers]
-
-    @property
-    def state_size(self):
-        """S, the width of the packed state."""
-        return sum(sum(sizes) for sizes in self._state_sizes())
-
-    def _unpack(self, state):
-        import tensorflow as tf
-
-        sizes = self._state_sizes()
-        flat = tf.split(state, [s for layer_sizes in sizes for s in layer_sizes], axis=-1)
-        per_layer, start = [], 0
-        for layer_sizes in sizes:
-            per_layer.append(flat[start : start + len(layer_sizes)])
-            start += len(layer_sizes)
-        return per_layer
-
-    @staticmethod
-    def _pack(per_layer):
-        import tensorflow as tf
-
-        return tf.concat([s for states in per_layer for s in states], axis=-1)
-
-    def initial_state(self, batch_size):
-        """The packed zero state for `batch_size` sequences, float32 `(batch_size, S)`."""
-        import tensorflow as tf
-
-        tf.debugging.assert_non_negative(batch_size, message="initial_state: batch_size < 0")
-        return tf.zeros([batch_size, self.state_size], tf.float32)
-
     def step(self, ids, state):
         """One token per sequence: `(ids (batch,), state) -> (logits (batch, V), new state)`."""
         import tensorflow as tf
@@ -921,12 +940,8 @@ class LanguageModel(_Task):
         # cell called on its own has no use for.
         embedding = self.backbone.token_embedding
         x = ops.cast(ops.take(embedding.embeddings, ids, axis=0), embedding.compute_dtype)
-        new_states = []
-        for layer, states in zip(self.backbone.recurrent_layers, self._unpack(state), strict=True):
-            x, states = layer.cell(x, list(states))
-            new_states.append(states if isinstance(states, (list, tuple)) else [states])
-        logits = tf.cast(self.next_token_head(x), tf.float32)
-        return logits, self._pack(new_states)
+        x, state = self.cells_step(x, state)
+        return tf.cast(self.next_token_head(x), tf.float32), state
 
     def read(self, ids, lengths, state, targets=None):
         """Reads padded ids `(batch, time)`, the first `lengths` of each row, from `state`.

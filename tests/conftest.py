@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TFDS_DIR = REPO_ROOT.parent / "shared" / "data" / "tensorflow_datasets"
+SHARED_JSB_DIR = REPO_ROOT.parent / "shared" / "data" / "jsb_chorales"
 SHARED_PM25_CSV = (
     REPO_ROOT.parent / "shared" / "data" / "beijing_pm25" / "PRSA_data_2010.1.1-2014.12.31.csv"
 )
@@ -32,6 +33,15 @@ def pm25_csv():
     if os.environ.get("PM25_CSV"):
         return os.environ["PM25_CSV"]
     return str(SHARED_PM25_CSV) if SHARED_PM25_CSV.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def jsb_chorales_dir():
+    """The folder of jsb-chorales-quarter.json: $JSB_CHORALES_DIR, else ../shared's copy, else
+    None (the code downloads it to Keras's cache)."""
+    if os.environ.get("JSB_CHORALES_DIR"):
+        return os.environ["JSB_CHORALES_DIR"]
+    return str(SHARED_JSB_DIR) if SHARED_JSB_DIR.is_dir() else None
 
 
 @pytest.fixture(autouse=True)

@@ -38,12 +38,14 @@ def test_readme_examples_run(tmp_path):
         "generate(",
         "score(",
         "SequenceRegressor",
+        "PolyphonicModel",
     ):
         assert name in example
     _run(example, tmp_path)
     assert (tmp_path / "model.keras").is_file()
     assert (tmp_path / "saved_model" / "saved_model.pb").is_file()
     assert (tmp_path / "text_classifier" / "saved_model.pb").is_file()
+    assert (tmp_path / "new.mid").stat().st_size > 20
 
 
 DOCS_WITH_EXAMPLES = sorted(
