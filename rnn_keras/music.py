@@ -198,7 +198,7 @@ class PolyphonicModel(_SteppedTask):
     `nats_per_frame` are `frame_nll` per real step, the published convention.
 
     `score(rolls)` gives nats per time step; `generate(num_steps, ...)` new
-    frames; `initial_state`/`step` run one frame at a time (TensorFlow).
+    frames, one at a time through `initial_state` and `cells_step` (TensorFlow).
 
     Args:
         backbone: a unidirectional `RecurrentBackbone` with `input_dim=K`.
@@ -309,10 +309,14 @@ class PolyphonicModel(_SteppedTask):
             lambda: tf.zeros(shape[:2], tf.float32),
         )
 
+    def _context(self, rolls):
+        """The recurrent outputs that predict each frame of `rolls`, `(batch, time, D)`."""
+        return self.backbone(self.previous_frames(rolls), training=False)
+
     def _frame_nats(self, rolls):
         import tensorflow as tf
 
-        context = self.backbone(self.previous_frames(rolls), training=False)
+        context = self._context(rolls)
         shape = tf.shape(rolls)
         count = shape[0] * shape[1]
         padding = [[0, (-count) % SCORE_CHUNK], [0, 0]]
@@ -342,7 +346,7 @@ class PolyphonicModel(_SteppedTask):
         import tensorflow as tf
 
         rolls = tf.cast(rolls, tf.float32)
-        context = self.backbone(self.previous_frames(rolls), training=False)
+        context = self._context(rolls)
         flat = tf.reshape(context, [-1, context.shape[-1]])
         frames = self.decide(flat, tf.constant(0.0), tf.constant([0, 0]))
         return tf.reshape(frames, tf.shape(rolls))

@@ -50,7 +50,7 @@ def test_note_by_note_matches_the_nade_equations():
     layer = NoteByNote(num_keys=7, hidden_units=5)
     context = rng.normal(size=[2, 3, 4]).astype("float32")
     frames = (rng.random([2, 3, 7]) < 0.4).astype("float32")
-    logits = layer([context, frames]).numpy()
+    layer([context, frames])  # builds the weights
     randomize_weights(layer, 1)
     logits = layer([context, frames]).numpy()
     for b, t in itertools.product(range(2), range(3)):
