@@ -254,8 +254,9 @@ def to_litert(
     with `fuse_lstm=False`) converts as `keras.layers.RNN`'s loop, a `WHILE`
     op, or, for a fixed number of time steps, unrolled: one copy of the cell
     per step. Neither is faster everywhere (on a 2-core Xeon, 64 units: an
-    unrolled SimpleRNN is 2-3x faster up to 64 steps and slower from 100, an
-    unrolled GRU faster at 20 steps and 2x slower from 50; docs/litert.md), so
+    unrolled SimpleRNN is 1.3-1.5x faster up to 50 steps and no faster from
+    100, an unrolled GRU no faster at 20 steps and 1.5x slower from 50;
+    docs/litert.md), so
     `unroll="auto"` converts both and keeps the one the interpreter runs
     faster on this machine. Layers that are not recurrent convert as they are.
     No Flex (Select TF) or custom op is allowed: a model that needs one is
@@ -370,6 +371,8 @@ def _litert_metadata(model, function):
     from rnn_keras.text import ReviewStandardizer
 
     preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is None:
+        return None
     if function == "step":
         return {
             "kind": "language_model_step",
