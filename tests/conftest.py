@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TFDS_DIR = REPO_ROOT.parent / "shared" / "data" / "tensorflow_datasets"
 SHARED_JSB_DIR = REPO_ROOT.parent / "shared" / "data" / "jsb_chorales"
+SHARED_FSDD_DIR = REPO_ROOT.parent / "shared" / "data" / "fsdd"
 SHARED_PM25_CSV = (
     REPO_ROOT.parent / "shared" / "data" / "beijing_pm25" / "PRSA_data_2010.1.1-2014.12.31.csv"
 )
@@ -42,6 +43,15 @@ def jsb_chorales_dir():
     if os.environ.get("JSB_CHORALES_DIR"):
         return os.environ["JSB_CHORALES_DIR"]
     return str(SHARED_JSB_DIR) if SHARED_JSB_DIR.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir():
+    """The folder holding FSDD's recordings/: $FSDD_DIR, else ../shared's copy, else None (the
+    code downloads the archive to Keras's cache)."""
+    if os.environ.get("FSDD_DIR"):
+        return os.environ["FSDD_DIR"]
+    return str(SHARED_FSDD_DIR) if SHARED_FSDD_DIR.is_dir() else None
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,95 @@
+"""Speech: the FSDD loader, its splits and the connected digit strings."""
+
+import wave
+
+import numpy as np
+import pytest
+
+from rnn_keras import spoken_digits
+
+
+def write_wav(path, samples, rate=8000, width=2):
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(width)
+        file.setframerate(rate)
+        file.writeframes((np.asarray(samples) * 32767).astype("<i2").tobytes())
+
+
+@pytest.fixture
+def tiny_fsdd(tmp_path):
+    """Two speakers x three digits x six repetitions of short tones, plus a stray file."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for speaker in ("ann", "bob"):
+        for digit in (0, 3, 7):
+            for index in range(6):
+                length = 400 + 40 * index
+                write_wav(folder / f"{digit}_{speaker}_{index}.wav", rng.uniform(-0.5, 0.5, length))
+    (folder / "README.txt").write_text("not a recording")
+    return tmp_path
+
+
+def test_load_recordings_parses_names_and_samples(tiny_fsdd):
+    recordings = spoken_digits.load_recordings(tiny_fsdd)
+    assert len(recordings) == 36
+    assert sorted(set(recordings.speakers.tolist())) == ["ann", "bob"]
+    assert sorted(set(recordings.digits.tolist())) == [0, 3, 7]
+    first = recordings.subset(
+        (recordings.speakers == "bob") & (recordings.digits == 3) & (recordings.indices == 2)
+    )
+    samples, rate = spoken_digits.read_wav(tiny_fsdd / "recordings" / "3_bob_2.wav")
+    assert rate == 8000 and len(first) == 1
+    np.testing.assert_array_equal(first.waveforms[0], samples)
+    assert first.lengths()[0] == 480 and np.abs(samples).max() <= 1.0
+
+
+def test_splits_hold_out_repetitions_and_speakers(tiny_fsdd):
+    recordings = spoken_digits.load_recordings(tiny_fsdd)
+    train, test = spoken_digits.official_split(recordings)
+    assert test.sum() == 2 * 3 * 5 and not (train & test).any()
+    assert (recordings.indices[test] < 5).all() and (recordings.indices[train] >= 5).all()
+    train, test = spoken_digits.speaker_split(recordings, "ann")
+    assert set(recordings.speakers[test].tolist()) == {"ann"}
+    assert set(recordings.speakers[train].tolist()) == {"bob"}
+    with pytest.raises(ValueError, match="unknown speaker 'cid'"):
+        spoken_digits.speaker_split(recordings, "cid")
+
+
+def test_load_recordings_refuses_other_rates_and_widths(tmp_path):
+    (tmp_path / "recordings").mkdir()
+    write_wav(tmp_path / "recordings" / "1_ann_0.wav", np.zeros(10), rate=16000)
+    with pytest.raises(ValueError, match="16000 Hz, expected 8000"):
+        spoken_digits.load_recordings(tmp_path)
+
+
+def test_digit_strings_are_seeded_and_built_from_the_recordings(tiny_fsdd):
+    recordings = spoken_digits.load_recordings(tiny_fsdd)
+    waves, labels = spoken_digits.digit_strings(recordings, 20, seed=3, max_digits=4)
+    again, again_labels = spoken_digits.digit_strings(recordings, 20, seed=3, max_digits=4)
+    for a, b in zip(waves, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert all(np.array_equal(a, b) for a, b in zip(labels, again_labels, strict=True))
+    assert all(1 <= len(label) <= 4 and set(label.tolist()) <= {0, 3, 7} for label in labels)
+    low, high = 400 * 1, 640  # the shortest and longest recording
+    for audio, label in zip(waves, labels, strict=True):
+        silences = (len(label) + 1) * np.array([400, 2400])  # 0.05-0.3 s at 8 kHz
+        assert len(label) * low + silences[0] <= len(audio) <= len(label) * high + silences[1]
+        assert audio.dtype == np.float32 and np.abs(audio).max() <= 1.0
+    other, _ = spoken_digits.digit_strings(recordings, 20, seed=4, max_digits=4)
+    assert any(
+        len(a) != len(b) or not np.array_equal(a, b) for a, b in zip(waves, other, strict=True)
+    )
+    with pytest.raises(ValueError, match="min_digits <= max_digits"):
+        spoken_digits.digit_strings(recordings, 1, seed=0, min_digits=3, max_digits=2)
+
+
+def test_the_whole_dataset_and_its_official_split(fsdd_dir):
+    recordings = spoken_digits.load_recordings(fsdd_dir)
+    assert len(recordings) == 3000
+    assert sorted(set(recordings.speakers.tolist())) == list(spoken_digits.SPEAKERS)
+    train, test = spoken_digits.official_split(recordings)
+    assert (test.sum(), train.sum()) == (300, 2700)
+    seconds = recordings.lengths() / spoken_digits.SAMPLE_RATE
+    assert 0.1 < seconds.min() and seconds.max() < 2.5
