@@ -93,3 +93,62 @@ def test_the_whole_dataset_and_its_official_split(fsdd_dir):
     assert (test.sum(), train.sum()) == (300, 2700)
     seconds = recordings.lengths() / spoken_digits.SAMPLE_RATE
     assert 0.1 < seconds.min() and seconds.max() < 2.5
+
+
+def front_end_model(**kwargs):
+    import keras
+
+    import rnn_keras
+    from rnn_keras.audio import LogMelFrontEnd
+
+    waveforms = keras.Input((None,), name="waveforms")
+    lengths = keras.Input((), dtype="int32", name="lengths")
+    front_end = LogMelFrontEnd(**kwargs)
+    features = front_end({"waveforms": waveforms, "lengths": lengths})
+    x = keras.layers.Bidirectional(rnn_keras.LSTM(6, return_sequences=True))(features)
+    pooled = rnn_keras.MaskedGlobalPooling1D("max", bidirectional=True)(x)
+    inputs = {"waveforms": waveforms, "lengths": lengths}
+    return keras.Model(inputs, [features, pooled]), front_end
+
+
+def padded(clips):
+    batch = np.zeros([len(clips), max(len(c) for c in clips)], "float32")
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)] = clip
+    return {"waveforms": batch, "lengths": np.array([len(c) for c in clips], "int32")}
+
+
+def test_front_end_gives_a_clip_in_a_padded_batch_what_it_gives_alone():
+    model, front_end = front_end_model()
+    rng = np.random.default_rng(0)
+    clips = [rng.uniform(-0.5, 0.5, n).astype("float32") for n in (1000, 3001, 80)]
+    features, pooled = model.predict(padded(clips), verbose=0)
+    mask = front_end.frame_mask(padded(clips)).numpy()
+    for row, clip in enumerate(clips):
+        frames = len(clip) // 80 + 1
+        assert mask[row].sum() == frames
+        alone_features, alone_pooled = model.predict(padded([clip]), verbose=0)
+        np.testing.assert_allclose(features[row, :frames], alone_features[0, :frames], atol=1e-4)
+        np.testing.assert_allclose(pooled[row], alone_pooled[0], atol=1e-5)
+        real = features[row, :frames]  # normalised over the real frames, padding 0
+        np.testing.assert_allclose(real.mean(axis=0), 0.0, atol=1e-3)
+        assert np.all(features[row, frames:] == 0.0)
+
+
+def test_spec_augment_masks_only_in_training():
+    import keras
+
+    from rnn_keras.audio import LogMelFrontEnd
+
+    front_end = LogMelFrontEnd(time_masks=2, max_time_mask=5, frequency_masks=2, seed=1)
+    clip = np.random.default_rng(1).uniform(-0.5, 0.5, [1, 4000]).astype("float32")
+    inputs = {"waveforms": clip, "lengths": np.array([4000], "int32")}
+    plain = front_end(inputs).numpy()
+    np.testing.assert_array_equal(plain, front_end(inputs, training=False).numpy())
+    augmented = front_end(inputs, training=True).numpy()
+    zeroed = (augmented == 0) & (plain != 0)
+    assert zeroed.any() and np.all((augmented == plain) | zeroed)
+    restored = keras.layers.deserialize(keras.layers.serialize(front_end))
+    assert restored.get_config() == front_end.get_config()
+    with pytest.raises(ValueError, match="fft_length"):
+        LogMelFrontEnd(frame_length=300, fft_length=256)
