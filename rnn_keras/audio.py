@@ -91,6 +91,10 @@ class LogMelFrontEnd(keras.layers.Layer):
         )
         self.supports_masking = True
 
+    def build(self, input_shape):
+        self.spectrogram.build((None, None))
+        self.built = True
+
     def _padded(self, waveforms):
         return ops.pad(ops.cast(waveforms, "float32"), [[0, 0], [0, self.fft_length // 2]])
 

@@ -152,3 +152,50 @@ def test_spec_augment_masks_only_in_training():
     assert restored.get_config() == front_end.get_config()
     with pytest.raises(ValueError, match="fft_length"):
         LogMelFrontEnd(frame_length=300, fft_length=256)
+
+
+def test_blank_padding_makes_ctc_over_all_frames_the_ctc_of_each_clip():
+    from keras import ops
+
+    from rnn_keras.speech import BlankPadding, CTCLoss
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=[2, 9, 4]).astype("float32")
+    frames = np.array([5, 9], "int32")
+    labels = np.array([[1, 3], [2, 0]], "int32")
+    mask = np.arange(9)[None, :] < frames[:, None]
+    padded = BlankPadding()(logits, mask=mask)
+    per_clip = CTCLoss(reduction=None)(labels, padded)
+    true_lengths = ops.ctc_loss(labels, logits, np.array([2, 1]), frames, mask_index=0)
+    np.testing.assert_allclose(per_clip, true_lengths, rtol=1e-4)
+
+
+def test_speech_recognizer_transcribes_a_clip_in_a_batch_as_alone(tmp_path):
+    import keras
+
+    import rnn_keras
+    from rnn_keras.speech import SpeechRecognizer
+
+    keras.utils.set_random_seed(0)
+    backbone = rnn_keras.RecurrentBackbone("lstm", 8, bidirectional=True, input_dim=40)
+    model = SpeechRecognizer(backbone, ["a", "b", "c"], separator="")
+    rng = np.random.default_rng(0)
+    clips = [rng.uniform(-0.5, 0.5, n).astype("float32") for n in (900, 2500, 300)]
+    together = model.frame_probabilities(clips)
+    for clip, probabilities in zip(clips, together, strict=True):
+        (alone,) = model.frame_probabilities([clip])
+        assert probabilities.shape == (len(clip) // 80 + 1, 4)
+        np.testing.assert_allclose(probabilities, alone, atol=1e-5)
+    assert model.transcribe(clips) == [model.transcribe([clip])[0] for clip in clips]
+    model.compile()
+    labels = model.label_ids(["ab", "c", "cab"])
+    np.testing.assert_array_equal(labels, [[1, 2, 0], [3, 0, 0], [3, 1, 2]])
+    model.fit(model.audio_batch(clips), labels, epochs=1, verbose=0)
+    model.save(tmp_path / "speech.keras")
+    restored = keras.saving.load_model(tmp_path / "speech.keras")
+    for a, b in zip(
+        restored.frame_probabilities(clips), model.frame_probabilities(clips), strict=True
+    ):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model.label_ids(["abd"])
