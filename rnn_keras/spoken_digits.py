@@ -186,3 +186,76 @@ def digit_strings(
         waveforms.append(np.clip(audio, -1.0, 1.0).astype("float32"))
         labels.append(recordings.digits[chosen].astype("int32"))
     return waveforms, labels
+
+
+# --- baselines ------------------------------------------------------------------------------
+
+
+def clip_features(waveforms, front_end=None, batch_size=64):
+    """Each clip's normalised log-mel frames, a list of float32 `(frames, bands)` arrays
+    (`front_end`: a `rnn_keras.audio.LogMelFrontEnd`, the default one when None)."""
+    from rnn_keras.audio import LogMelFrontEnd
+
+    front_end = front_end or LogMelFrontEnd()
+    features = []
+    for start in range(0, len(waveforms), batch_size):
+        clips = waveforms[start : start + batch_size]
+        lengths = np.array([len(c) for c in clips], "int32")
+        batch = np.zeros([len(clips), lengths.max()], "float32")
+        for row, clip in enumerate(clips):
+            batch[row, : len(clip)] = clip
+        frames = np.asarray(front_end({"waveforms": batch, "lengths": lengths}))
+        features += [
+            f[: n // front_end.frame_step + 1] for f, n in zip(frames, lengths, strict=True)
+        ]
+    return features
+
+
+def dtw_distances(query, templates):
+    """Dynamic-time-warping distance from `query` `(n, d)` to each of `templates` (a list of
+    `(m_k, d)` arrays): Euclidean frame costs, steps (1, 0), (0, 1), (1, 1), the total cost
+    divided by n + m_k.
+
+    Vectorised over the templates and along anti-diagonals (each cell needs only the two
+    diagonals before it), so the Python loop runs n + m times, not n * m.
+    """
+    query = np.asarray(query, "float32")
+    lengths = np.array([len(t) for t in templates])
+    longest, n = int(lengths.max()), len(query)
+    stacked = np.zeros([len(templates), longest, query.shape[1]], "float32")
+    for k, template in enumerate(templates):
+        stacked[k, : len(template)] = template
+    squared = (
+        (query**2).sum(-1)[None, :, None]
+        + (stacked**2).sum(-1)[:, None, :]
+        - 2.0 * np.einsum("nd,kmd->knm", query, stacked)
+    )
+    cost = np.sqrt(np.maximum(squared, 0.0))  # (K, n, m)
+    total = np.full([len(templates), n + 1, longest + 1], np.inf)
+    total[:, 0, 0] = 0.0
+    for diagonal in range(2, n + longest + 1):  # cells (i, j) with i + j = diagonal
+        i = np.arange(max(1, diagonal - longest), min(n, diagonal - 1) + 1)
+        j = diagonal - i
+        best = np.minimum(
+            np.minimum(total[:, i - 1, j], total[:, i, j - 1]), total[:, i - 1, j - 1]
+        )
+        total[:, i, j] = cost[:, i - 1, j - 1] + best
+    return total[np.arange(len(templates)), n, lengths] / (n + lengths)
+
+
+def nearest_neighbour_dtw(train_features, train_labels, test_features, group=256):
+    """The label of each test clip's nearest training clip under `dtw_distances`.
+
+    The templates are compared in groups of similar length (`group` at a time), so short
+    templates are not padded to the longest one.
+    """
+    train_labels = np.asarray(train_labels)
+    order = np.argsort([len(t) for t in train_features], kind="stable")
+    groups = [order[k : k + group] for k in range(0, len(order), group)]
+    predictions = []
+    for query in test_features:
+        distances = np.empty(len(train_features))
+        for chosen in groups:
+            distances[chosen] = dtw_distances(query, [train_features[k] for k in chosen])
+        predictions.append(train_labels[np.argmin(distances)])
+    return np.array(predictions)

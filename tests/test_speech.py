@@ -199,3 +199,30 @@ def test_speech_recognizer_transcribes_a_clip_in_a_batch_as_alone(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         model.label_ids(["abd"])
+
+
+def naive_dtw(a, b):
+    cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    total = np.full([len(a) + 1, len(b) + 1], np.inf)
+    total[0, 0] = 0.0
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            total[i, j] = cost[i - 1, j - 1] + min(
+                total[i - 1, j], total[i, j - 1], total[i - 1, j - 1]
+            )
+    return total[-1, -1] / (len(a) + len(b))
+
+
+def test_dtw_distances_and_nearest_neighbour_against_the_plain_recursion():
+    rng = np.random.default_rng(4)
+    query = rng.normal(size=[7, 3]).astype("float32")
+    templates = [rng.normal(size=[m, 3]).astype("float32") for m in (1, 4, 7, 12)]
+    want = [naive_dtw(query, t) for t in templates]
+    np.testing.assert_allclose(spoken_digits.dtw_distances(query, templates), want, rtol=1e-4)
+    stretched = np.repeat(query, 2, axis=0)  # the same sequence, twice as slow: distance 0
+    assert spoken_digits.dtw_distances(query, [stretched])[0] < 1e-3
+    labels = np.array([0, 1, 2, 3, 4])
+    predicted = spoken_digits.nearest_neighbour_dtw(
+        [*templates, stretched], labels, [query, templates[2] + 0.01], group=2
+    )
+    np.testing.assert_array_equal(predicted, [4, 2])
