@@ -1,6 +1,7 @@
 """rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers, and models on them."""
 
-from rnn_keras import benchmarking, datasets, diagnostics, export, piano_rolls
+from rnn_keras import benchmarking, datasets, diagnostics, export, piano_rolls, spoken_digits
+from rnn_keras.audio import LogMelFrontEnd
 from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
 from rnn_keras.layers import GRU, LAYERS, LSTM, SimpleRNN, fused_unavailable_reason, get_layer
 from rnn_keras.models import (
@@ -21,6 +22,7 @@ from rnn_keras.preprocessors import (
     LanguageModelPreprocessor,
     TextClassifierPreprocessor,
 )
+from rnn_keras.speech import CTCLoss, SequenceAccuracy, SpeechRecognizer
 from rnn_keras.text import ReviewStandardizer
 
 __version__ = "0.3.0"
@@ -54,6 +56,11 @@ __all__ = [
     "diagnostics",
     "export",
     "piano_rolls",
+    "spoken_digits",
+    "CTCLoss",
+    "LogMelFrontEnd",
+    "SequenceAccuracy",
+    "SpeechRecognizer",
     "FrameNLL",
     "NatsPerFrame",
     "NoteByNote",

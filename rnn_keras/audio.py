@@ -98,6 +98,11 @@ class LogMelFrontEnd(keras.layers.Layer):
     def _padded(self, waveforms):
         return ops.pad(ops.cast(waveforms, "float32"), [[0, 0], [0, self.fft_length // 2]])
 
+    def log_mel(self, waveforms):
+        """(batch, frames, num_mel_bins) log-mel energies in dB, before normalisation (the
+        frames after each clip's length included)."""
+        return ops.transpose(self.spectrogram(self._padded(waveforms)), (0, 2, 1))
+
     def frame_mask(self, inputs):
         """(batch, frames) bool: the frames of each clip's real samples."""
         padded = self._padded(inputs["waveforms"])
@@ -114,7 +119,7 @@ class LogMelFrontEnd(keras.layers.Layer):
                 f"Received: {type(inputs).__name__}"
                 + (f" with keys {sorted(inputs)}" if isinstance(inputs, dict) else "")
             )
-        features = ops.transpose(self.spectrogram(self._padded(inputs["waveforms"])), (0, 2, 1))
+        features = self.log_mel(inputs["waveforms"])
         real = ops.cast(self.frame_mask(inputs), "float32")[..., None]
         count = ops.maximum(ops.sum(real, axis=1, keepdims=True), 1.0)
         mean = ops.sum(features * real, axis=1, keepdims=True) / count

@@ -23,6 +23,17 @@ process that has neither rnn_keras nor Keras. Its endpoints, by preprocessor:
   - `step(ids: int32 [None], state: float32 [None, S])` -> `{"logits", "state"}`;
   - `vocabulary()` -> string `[V]`: the token of each id.
 
+A `SpeechRecognizer` (no preprocessor: its inputs are raw audio) gets
+  `transcribe(waveforms: float32 [None, None], lengths: int32 [None])` -> string
+  `[None]`: greedy CTC transcripts, tokens joined by the task's separator (the
+  digit words with spaces for `experiments/speech.py`). Row i is read up to
+  `lengths[i]` samples (what follows is ignored); amplitude does not matter (the
+  features are normalised per clip, so int16-range values give the transcript of
+  the same clip in [-1, 1]). A zero-length clip gives "", a zero-size batch `[0]`
+  strings. Refused with an InvalidArgumentError that says which: NaN or Inf
+  among a clip's samples, negative lengths, lengths longer than the array, or
+  not one length per row.
+
 A `PolyphonicModel` (no preprocessor: its inputs are piano rolls) gets:
   - `score(rolls: float32 [None, None, K])` -> float32 `[None]`: nats per time
     step of each roll (all rows as long as the array; NaN for 0 steps); rolls
@@ -43,13 +54,15 @@ __all__ = ["export_task", "save_model", "to_litert"]
 
 def export_task(task, path):
     """Writes `task`'s serving SavedModel to `path` (see the module docstring)."""
-    from rnn_keras import music, preprocessors
+    from rnn_keras import music, preprocessors, speech
 
     preprocessor = task.preprocessor
     archive = keras.export.ExportArchive()
     archive.track(task)
     if isinstance(task, music.PolyphonicModel):
         _add_roll_endpoints(archive, task)
+    elif isinstance(task, speech.SpeechRecognizer):
+        _add_speech_endpoint(archive, task)
     elif isinstance(preprocessor, preprocessors.LanguageModelPreprocessor):
         _add_generator_endpoints(archive, task, preprocessor)
     elif isinstance(preprocessor, preprocessors.TextClassifierPreprocessor):
@@ -161,6 +174,57 @@ def _add_generator_endpoints(archive, language_model, preprocessor):
         ],
     )
     archive.add_endpoint("vocabulary", lambda: vocabulary, input_signature=[])
+
+
+def _add_speech_endpoint(archive, recognizer):
+    import tensorflow as tf
+
+    from rnn_keras.speech import _greedy_ids
+
+    tokens = tf.constant(["", *recognizer.vocabulary])  # id 0 is the blank
+    shortest = recognizer.front_end.frame_length  # samples the transform needs in a row
+
+    def transcribe(waveforms, lengths):
+        rows, samples = tf.shape(waveforms)[0], tf.shape(waveforms)[1]
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(lengths)[0], rows,
+                message="transcribe: expected one length per waveform row",
+            ),
+            tf.debugging.assert_non_negative(
+                lengths, message="transcribe: lengths must be >= 0"
+            ),
+            tf.debugging.assert_less_equal(
+                lengths, samples,
+                message="transcribe: a length is longer than the waveforms array (samples)",
+            ),
+        ]  # fmt: skip
+        with tf.control_dependencies(checks):
+            inside = tf.range(samples)[None, :] < lengths[:, None]
+            waveforms = tf.where(inside, waveforms, 0.0)  # what follows a clip is ignored
+        finite = tf.debugging.assert_all_finite(
+            waveforms, "transcribe: NaN or Inf among a clip's samples"
+        )
+        with tf.control_dependencies([finite]):
+            waveforms = tf.pad(waveforms, [[0, 0], [0, tf.maximum(shortest - samples, 0)]])
+
+        def run():
+            logits = recognizer({"waveforms": waveforms, "lengths": lengths}, training=False)
+            ids = _greedy_ids(logits)
+            words = tf.gather(tokens, tf.ragged.boolean_mask(ids, ids > 0))
+            text = tf.strings.reduce_join(words, axis=1, separator=recognizer.separator)
+            return tf.where(lengths > 0, text, "")
+
+        return tf.cond(rows > 0, run, lambda: tf.zeros([0], tf.string))
+
+    archive.add_endpoint(
+        "transcribe",
+        transcribe,
+        input_signature=[
+            tf.TensorSpec([None, None], tf.float32, name="waveforms"),
+            tf.TensorSpec([None], tf.int32, name="lengths"),
+        ],
+    )
 
 
 def _add_roll_endpoints(archive, model):

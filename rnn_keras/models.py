@@ -274,6 +274,9 @@ class RecurrentBackbone(keras.Model):
                 x = dropout_layer(x)
             x = layer(x)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
+        # A mask on float features (e.g. `LogMelFrontEnd`'s) reaches the recurrent layers,
+        # and the output carries it.
+        self.supports_masking = True
 
         # === Config ===
         self.cell = cell

@@ -16,7 +16,14 @@ from keras import ops
 from rnn_keras.audio import LogMelFrontEnd
 from rnn_keras.models import RecurrentBackbone, _Task
 
-__all__ = ["CTCLoss", "SpeechRecognizer"]
+__all__ = [
+    "CTCLoss",
+    "SequenceAccuracy",
+    "SpeechRecognizer",
+    "edit_distance",
+    "error_rates",
+    "plot_transcription",
+]
 
 _NEVER = -1e4  # a logit whose probability is 0 in float32 next to a logit of 0
 
@@ -39,6 +46,87 @@ class CTCLoss(keras.losses.Loss):
         frame_lengths = ops.full((batch,), frames, dtype="int32")
         logits = ops.cast(y_pred, "float32")
         return ops.ctc_loss(labels, logits, label_lengths, frame_lengths, mask_index=0)
+
+
+def _greedy_ids(logits):
+    """(batch, frames) int32: the greedy CTC path of each clip, repeats merged and blanks
+    dropped, left-aligned and padded with 0."""
+    batch, frames = ops.shape(logits)[0], ops.shape(logits)[1]
+    lengths = ops.full((batch,), frames, dtype="int32")
+    decoded, _ = ops.ctc_decode(
+        ops.cast(logits, "float32"), lengths, strategy="greedy", mask_index=0
+    )
+    return ops.maximum(decoded[0], 0)
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+class SequenceAccuracy(keras.metrics.Mean):
+    """The fraction of clips whose greedy CTC transcript equals the label ids exactly
+    (labels `(batch, L)`, 0 pads; frame logits `(batch, T, V + 1)`, blank id 0)."""
+
+    def __init__(self, name="sequence_accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = ops.cast(y_true, "int32")
+        if len(labels.shape) == 1:
+            labels = labels[:, None]
+        decoded = _greedy_ids(y_pred)
+        width = ops.maximum(ops.shape(decoded)[1], ops.shape(labels)[1])
+        decoded = ops.pad(decoded, [[0, 0], [0, width - ops.shape(decoded)[1]]])
+        labels = ops.pad(labels, [[0, 0], [0, width - ops.shape(labels)[1]]])
+        right = ops.all(ops.equal(decoded, labels), axis=1)
+        return super().update_state(ops.cast(right, "float32"), sample_weight=sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+def edit_distance(hypothesis, reference):
+    """Levenshtein distance between two token sequences: the fewest substitutions,
+    deletions and insertions that turn `reference` into `hypothesis`."""
+    row = list(range(len(reference) + 1))
+    for i, token in enumerate(hypothesis, start=1):
+        previous, row[0] = row[:], i
+        for j, expected in enumerate(reference, start=1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (token != expected))
+    return row[-1]
+
+
+def error_rates(hypotheses, references):
+    """`{"token_error_rate", "sequence_accuracy", "errors", "tokens", "sequences"}` of
+    transcripts against references (token sequences, or strings split at whitespace): the
+    token error rate is the edit distance summed over the references' token count (the
+    word, or digit, error rate); sequence accuracy the fraction transcribed exactly."""
+    if len(hypotheses) != len(references):
+        raise ValueError(
+            f"error_rates: {len(hypotheses)} transcripts for {len(references)} references"
+        )
+
+    def tokens(text):
+        return text.split() if isinstance(text, str) else list(text)
+
+    pairs = [(tokens(h), tokens(r)) for h, r in zip(hypotheses, references, strict=True)]
+    errors = sum(edit_distance(h, r) for h, r in pairs)
+    total = sum(len(r) for _, r in pairs)
+    return {
+        "token_error_rate": errors / max(total, 1),
+        "sequence_accuracy": sum(h == r for h, r in pairs) / max(len(pairs), 1),
+        "errors": errors,
+        "tokens": total,
+        "sequences": len(pairs),
+    }
+
+
+def _resampled(waveform, factor):
+    """`waveform` played `factor` times faster: linear interpolation at every `factor`-th
+    sample (`len / factor` samples, at least 1)."""
+    import numpy as np
+
+    waveform = np.asarray(waveform, "float32")
+    count = max(int(round(len(waveform) / factor)), 1)
+    positions = np.arange(count) * factor
+    return np.interp(positions, np.arange(len(waveform)), waveform).astype("float32")
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
@@ -134,6 +222,65 @@ class SpeechRecognizer(_Task):
     def default_loss(self):
         return CTCLoss()
 
+    def default_metrics(self):
+        return [SequenceAccuracy()]
+
+    def dataset(self, waveforms, transcripts, batch_size=32, shuffle=False, seed=None, speed=None):
+        """A `tf.data.Dataset` of `(audio_batch, label_ids)` for `fit` and `evaluate`.
+
+        Clips are sorted by length and cut into batches of `batch_size` (little
+        padding); with `shuffle`, the order of the batches changes every epoch
+        (seeded by `seed` and the epoch). Shapes are dynamic, so `fit` traces
+        its step once.
+
+        `speed=(low, high)`: speed perturbation (Ko et al. 2015) for training:
+        every epoch, each clip is resampled (linear interpolation) to play
+        `f` times faster, `f` drawn uniformly from `[low, high]`, which shifts
+        its pitch, formants and tempo together, as a different voice would.
+        """
+        import numpy as np
+        import tensorflow as tf
+
+        if len(waveforms) != len(transcripts):
+            raise ValueError(
+                f"SpeechRecognizer.dataset: {len(waveforms)} waveforms for "
+                f"{len(transcripts)} transcripts"
+            )
+        if not len(waveforms):
+            raise ValueError("SpeechRecognizer.dataset: no waveforms")
+        if speed is not None and not 0 < speed[0] <= speed[1]:
+            raise ValueError(
+                f"SpeechRecognizer.dataset: `speed` must be (low, high) with 0 < low <= high. "
+                f"Received: {speed!r}"
+            )
+        labels = self.label_ids(transcripts)
+        order = np.argsort([len(w) for w in waveforms], kind="stable")
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        epochs = iter(range(1 << 62))
+
+        def generate():
+            rng = np.random.default_rng([seed or 0, next(epochs)])
+            chosen = list(batches)
+            if shuffle:
+                rng.shuffle(chosen)
+            for rows in chosen:
+                ids = labels[rows]
+                width = max(int((ids > 0).sum(axis=1).max()), 1)
+                clips = [waveforms[i] for i in rows]
+                if speed is not None:
+                    clips = [_resampled(c, rng.uniform(*speed)) for c in clips]
+                yield self.audio_batch(clips), ids[:, :width]
+
+        signature = (
+            {
+                "waveforms": tf.TensorSpec([None, None], tf.float32),
+                "lengths": tf.TensorSpec([None], tf.int32),
+            },
+            tf.TensorSpec([None, None], tf.int32),
+        )
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return dataset.prefetch(2)
+
     def label_ids(self, transcripts):
         """Padded int32 ids `(batch, L)` of token sequences (lists of tokens, or strings
         split at `separator`; "" splits into characters)."""
@@ -201,5 +348,60 @@ class SpeechRecognizer(_Task):
                 transcripts.append(self.separator.join(tokens))
         return transcripts
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, **kwargs):
+        """Writes the serving SavedModel: `transcribe(waveforms float32 [batch, samples],
+        lengths int32 [batch]) -> string [batch]` (see `rnn_keras.export`).
+
+        With another `format` or arguments, this is `keras.Model.export`.
+        """
+        if format != "tf_saved_model" or kwargs:
+            return keras.Model.export(self, filepath, format=format, verbose=verbose, **kwargs)
+        from rnn_keras import export
+
+        return export.export_task(self, filepath)
+
     def get_config(self):
         return {**super().get_config(), "front_end": keras.layers.serialize(self.front_end)}
+
+
+def plot_transcription(recognizer, waveform, path=None, title=None):
+    """One clip as a picture: the waveform, the log-mel frames the network reads, and the CTC
+    posteriors per frame (the blank dashed); the greedy transcript in the title. Writes
+    `path` when given; returns the matplotlib figure."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    waveform = np.asarray(waveform, "float32")
+    batch = recognizer.audio_batch([waveform])
+    features = np.asarray(recognizer.front_end(batch))[0]
+    probabilities = recognizer.frame_probabilities([waveform])[0]
+    frames = len(probabilities)
+    seconds = recognizer.front_end.frame_step / recognizer.front_end.sample_rate
+    transcript = recognizer.transcribe([waveform])[0]
+    figure, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
+    axes[0].plot(np.arange(len(waveform)) / recognizer.front_end.sample_rate, waveform, lw=0.5)
+    axes[0].set_ylabel("amplitude")
+    axes[1].imshow(
+        features[:frames].T, origin="lower", aspect="auto", cmap="magma",
+        extent=[0, frames * seconds, 0, features.shape[1]],
+    )  # fmt: skip
+    axes[1].set_ylabel("mel band")
+    time = np.arange(frames) * seconds
+    axes[2].plot(time, probabilities[:, 0], "k--", lw=1, label="blank")
+    for token, column in zip(recognizer.vocabulary, probabilities[:, 1:].T, strict=True):
+        if column.max() > 0.1:
+            axes[2].plot(time, column, lw=1.5, label=token)
+    axes[2].set_ylim(0, 1.02)
+    axes[2].set_ylabel("CTC posterior")
+    axes[2].set_xlabel("seconds")
+    axes[2].legend(loc="upper right", fontsize=8, ncol=6)
+    figure.suptitle(f"{title + ': ' if title else ''}transcript {transcript!r}")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+    return figure

@@ -23,7 +23,13 @@ __all__ = [
     "SAMPLE_RATE",
     "SPEAKERS",
     "Recordings",
+    "clip_features",
     "digit_strings",
+    "dtw_distances",
+    "logistic_regression",
+    "mean_log_mel",
+    "nearest_neighbour_dtw",
+    "plot_confusion",
     "load_recordings",
     "official_split",
     "read_wav",
@@ -243,19 +249,109 @@ def dtw_distances(query, templates):
     return total[np.arange(len(templates)), n, lengths] / (n + lengths)
 
 
-def nearest_neighbour_dtw(train_features, train_labels, test_features, group=256):
+def nearest_neighbour_dtw(train_features, train_labels, test_features, group=256, verbose=0):
     """The label of each test clip's nearest training clip under `dtw_distances`.
 
     The templates are compared in groups of similar length (`group` at a time), so short
-    templates are not padded to the longest one.
+    templates are not padded to the longest one. `verbose=1` shows a progress bar.
     """
+    import keras
+
     train_labels = np.asarray(train_labels)
     order = np.argsort([len(t) for t in train_features], kind="stable")
     groups = [order[k : k + group] for k in range(0, len(order), group)]
     predictions = []
+    progress = keras.utils.Progbar(len(test_features), verbose=verbose, unit_name="clip")
     for query in test_features:
+        progress.add(1)
         distances = np.empty(len(train_features))
         for chosen in groups:
             distances[chosen] = dtw_distances(query, [train_features[k] for k in chosen])
         predictions.append(train_labels[np.argmin(distances)])
     return np.array(predictions)
+
+
+def mean_log_mel(waveforms, front_end=None, batch_size=64):
+    """`(clips, bands)` float32: each clip's log-mel energies (dB, before normalisation)
+    averaged over its frames (`front_end`: a `LogMelFrontEnd`, the default one when None)."""
+    from rnn_keras.audio import LogMelFrontEnd
+
+    front_end = front_end or LogMelFrontEnd()
+    means = []
+    for start in range(0, len(waveforms), batch_size):
+        clips = waveforms[start : start + batch_size]
+        lengths = np.array([len(c) for c in clips], "int32")
+        batch = np.zeros([len(clips), lengths.max()], "float32")
+        for row, clip in enumerate(clips):
+            batch[row, : len(clip)] = clip
+        log_mel = np.asarray(front_end.log_mel(batch))
+        frames = lengths // front_end.frame_step + 1
+        means += [m[:n].mean(axis=0) for m, n in zip(log_mel, frames, strict=True)]
+    return np.array(means, "float32")
+
+
+def logistic_regression(train_x, train_y, val_x, val_y, penalties=(0.0, 1e-4, 1e-3, 1e-2), seed=0):
+    """A softmax regression on standardised features, its L2 penalty chosen on validation.
+
+    Each candidate trains full-batch with Adam (500 steps, learning rate 0.05) on
+    `(train_x, train_y)`; the one most accurate on `(val_x, val_y)` is returned as
+    `(predict, {"penalty", "val_accuracy"})`, `predict(x)` giving class ids.
+    """
+    import keras
+
+    mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
+    classes = int(max(train_y.max(), val_y.max())) + 1
+    best = None
+    for penalty in penalties:
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential(
+            [
+                keras.Input((train_x.shape[1],)),
+                keras.layers.Dense(classes, kernel_regularizer=keras.regularizers.L2(penalty)),
+            ]
+        )
+        model.compile(
+            keras.optimizers.Adam(0.05),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        model.fit((train_x - mean) / std, train_y, batch_size=len(train_x), epochs=500, verbose=0)
+        predicted = np.asarray(model((val_x - mean) / std)).argmax(axis=1)
+        accuracy = float((predicted == val_y).mean())
+        if best is None or accuracy > best[1]["val_accuracy"]:
+            best = model, {"penalty": penalty, "val_accuracy": accuracy}
+    model, chosen = best
+
+    def predict(x):
+        return np.asarray(model((x - mean) / std)).argmax(axis=1)
+
+    return predict, chosen
+
+
+def plot_confusion(true, predicted, path, title, labels=DIGIT_WORDS):
+    """A confusion matrix picture (rows: the truth; columns: the answer, "other" for an answer
+    outside `labels`, e.g. an empty or two-word transcript) written to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [*labels, "other"]
+    index = {name: i for i, name in enumerate(labels)}
+    counts = np.zeros([len(labels), len(names)], int)
+    for t, p in zip(true, predicted, strict=True):
+        counts[index[t], index.get(p, len(labels))] += 1
+    figure, axes = plt.subplots(figsize=(7, 6))
+    axes.imshow(counts, cmap="Blues")
+    for (row, column), count in np.ndenumerate(counts):
+        if count:
+            colour = "white" if count > counts.max() / 2 else "black"
+            axes.text(column, row, count, ha="center", va="center", color=colour, fontsize=8)
+    axes.set_xticks(range(len(names)), names, rotation=45)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("transcript")
+    axes.set_ylabel("spoken digit")
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return counts

@@ -1,6 +1,7 @@
 """Speech: the FSDD loader, its splits and the connected digit strings."""
 
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,3 +227,233 @@ def test_dtw_distances_and_nearest_neighbour_against_the_plain_recursion():
         [*templates, stretched], labels, [query, templates[2] + 0.01], group=2
     )
     np.testing.assert_array_equal(predicted, [4, 2])
+
+
+# -- decoding, metrics and batches ------------------------------------------------------------
+
+
+def greedy_reference(logits):
+    """NumPy greedy CTC: the best class per frame, repeats merged, blanks (0) dropped."""
+    best = logits.argmax(-1)
+    return [[int(c) for i, c in enumerate(row) if c != 0 and (i == 0 or c != row[i - 1])]
+            for row in best]  # fmt: skip
+
+
+def test_sequence_accuracy_and_decoding_match_a_numpy_greedy_decoder():
+    import keras
+
+    import rnn_keras
+    from rnn_keras.speech import SequenceAccuracy
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=[6, 7, 4]).astype("float32") * 3
+    paths = greedy_reference(logits)
+    labels = np.zeros([6, 8], "int32")
+    for row, path in enumerate(paths):
+        right = path if row % 2 == 0 else [*path, 1]  # odd rows: one token too many
+        labels[row, : len(right)] = right
+    metric = SequenceAccuracy()
+    metric.update_state(labels, logits)
+    assert float(metric.result()) == pytest.approx(0.5)
+    # Labels narrower and wider than the frames: the path [1, 2] from frames 1 1 0 2.
+    frames = np.eye(4, dtype="float32")[[1, 1, 0, 2]][None] * 10
+    for label, right in (([1, 2], 1.0), ([1], 0.0), ([1, 2, 0, 0, 0, 0, 0, 0], 1.0)):
+        metric.reset_state()
+        metric.update_state(np.array([label]), frames)
+        assert float(metric.result()) == right, label
+    backbone = rnn_keras.RecurrentBackbone("lstm", 4, input_dim=40)
+    model = rnn_keras.SpeechRecognizer(backbone, ["a", "b", "c"], separator="")
+    decoded = model.decode_ids(logits)
+    assert [row.tolist() for row in decoded] == paths
+    beam = model.decode_ids(logits, beam_width=8)
+    assert len(beam) == 6 and all(set(row.tolist()) <= {1, 2, 3} for row in beam)
+    assert keras.metrics.deserialize(keras.metrics.serialize(metric)).name == metric.name
+
+
+def test_edit_distance_and_error_rates():
+    from rnn_keras.speech import edit_distance, error_rates
+
+    assert edit_distance("one two three".split(), "one two three".split()) == 0
+    assert edit_distance(["one", "three"], ["one", "two", "three"]) == 1  # a deletion
+    assert edit_distance(["one", "two", "two", "four"], ["one", "two", "three"]) == 2
+    assert edit_distance([], ["one", "two"]) == 2 and edit_distance(["x"], []) == 1
+    rates = error_rates(["one two", "three", ""], [["one", "two"], ["four"], ["five", "six"]])
+    assert rates == {"token_error_rate": 3 / 5, "sequence_accuracy": 1 / 3, "errors": 3,
+                     "tokens": 5, "sequences": 3}  # fmt: skip
+    with pytest.raises(ValueError, match="2 transcripts for 1 references"):
+        error_rates(["a", "b"], ["a"])
+
+
+def test_dataset_batches_clips_of_similar_length_and_shuffles_each_epoch():
+    import rnn_keras
+
+    backbone = rnn_keras.RecurrentBackbone("lstm", 4, input_dim=40)
+    model = rnn_keras.SpeechRecognizer(backbone, ["a", "b", "c"], separator="")
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(100, 3000, 10)
+    clips = [rng.uniform(-0.5, 0.5, n).astype("float32") for n in lengths]
+    transcripts = ["abc"[: 1 + i % 3] for i in range(10)]
+    dataset = model.dataset(clips, transcripts, batch_size=4, shuffle=True, seed=7)
+    epochs = [list(dataset.as_numpy_iterator()) for _ in range(2)]
+    sorted_lengths = np.sort(lengths)
+    for batches in epochs:
+        assert sorted(len(b[0]["lengths"]) for b in batches) == [2, 4, 4]
+        seen = np.sort(np.concatenate([b[0]["lengths"] for b in batches]))
+        np.testing.assert_array_equal(seen, sorted_lengths)
+        for inputs, labels in batches:
+            assert inputs["waveforms"].shape[1] == inputs["lengths"].max()
+            row = int(np.flatnonzero(lengths == inputs["lengths"][0])[0])
+            assert inputs["waveforms"][0, : lengths[row]].tolist() == clips[row].tolist()
+            expected = model.label_ids([transcripts[row]])[0]
+            assert labels[0][labels[0] > 0].tolist() == expected[expected > 0].tolist()
+            assert labels.shape[1] == (labels > 0).sum(axis=1).max()
+    orders = [[b[0]["lengths"][0] for b in batches] for batches in epochs]
+    again = [b[0]["lengths"][0] for b in model.dataset(clips, transcripts, 4, True, 7)]
+    assert again == orders[0]  # seeded
+    in_order = [b[0]["lengths"][0] for b in model.dataset(clips, transcripts, 4)]
+    assert in_order == sorted(in_order)
+    with pytest.raises(ValueError, match="10 waveforms for 9 transcripts"):
+        model.dataset(clips, transcripts[:9])
+
+
+# -- export -----------------------------------------------------------------------------------
+
+TRANSCRIBE = """
+import numpy as np, tensorflow as tf
+served = tf.saved_model.load(request["path"])
+waveforms = np.array(request["waveforms"], "float32")
+lengths = np.array(request["lengths"], "int32")
+def text(w, n):
+    return [t.decode() for t in served.transcribe(np.asarray(w, "float32"),
+                                                  np.asarray(n, "int32")).numpy().tolist()]
+garbage = waveforms.copy()
+for row, n in enumerate(lengths):
+    garbage[row, n:] = np.nan
+response = {
+    "transcripts": text(waveforms, lengths),
+    "int16": text(waveforms * 32767, lengths),
+    "garbage_after": text(garbage, lengths),
+    "silence": text(np.zeros([2, 8000]), [8000, 4000]),
+    "zero_length": text(waveforms[:2], [0, lengths[1]]),
+    "zero_samples": text(np.zeros([2, 0]), [0, 0]),
+    "no_clips": list(served.transcribe(np.zeros([0, 50], "float32"),
+                                       np.zeros([0], "int32")).shape),
+    "minute": len(text(np.random.default_rng(0).normal(0, 0.1, [1, 480_000]), [480_000])),
+}
+nan, inf = waveforms.copy(), waveforms.copy()
+nan[0, 3], inf[1, 5] = np.nan, np.inf
+refused = {"nan": (nan, lengths), "inf": (inf, lengths), "too_long": (waveforms, lengths + 1),
+           "negative": (waveforms, -lengths), "count": (waveforms, lengths[:1])}
+for name, (w, n) in refused.items():
+    try:
+        text(w, n)
+        response[name] = "answered"
+    except tf.errors.InvalidArgumentError as error:
+        response[name] = error.message
+"""
+
+
+def test_export_transcribes_raw_audio_without_rnn_keras_and_answers_bad_input(tmp_path):
+    import keras
+
+    import rnn_keras
+    from tests.helpers import run_without_rnn_keras
+
+    keras.utils.set_random_seed(5)
+    backbone = rnn_keras.RecurrentBackbone("lstm", 8, bidirectional=True, input_dim=40)
+    model = rnn_keras.SpeechRecognizer(backbone, spoken_digits.DIGIT_WORDS)
+    for layer in (model.ctc_head,):
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel * 20, bias + np.linspace(-1, 1, 11).astype("float32")])
+    rng = np.random.default_rng(6)
+    clips = [rng.uniform(-0.5, 0.5, n).astype("float32") for n in (2000, 3500, 900)]
+    batch = model.audio_batch(clips)
+    model.export(tmp_path / "speech")
+    payload = {"path": str(tmp_path / "speech"), "waveforms": batch["waveforms"].tolist(),
+               "lengths": batch["lengths"].tolist()}  # fmt: skip
+    served = run_without_rnn_keras(TRANSCRIBE, payload, cwd=tmp_path)
+    expected = model.transcribe(clips)
+    assert any(expected), "the test needs a model that says something"
+    assert served["transcripts"] == expected
+    assert served["int16"] == expected and served["garbage_after"] == expected
+    assert len(served["silence"]) == 2 and served["zero_samples"] == ["", ""]
+    assert served["zero_length"] == ["", expected[1]]
+    assert served["no_clips"] == [0] and served["minute"] == 1
+    assert "NaN or Inf" in served["nan"] and "NaN or Inf" in served["inf"]
+    assert "longer than the waveforms array" in served["too_long"]
+    assert "lengths must be >= 0" in served["negative"]
+    assert "one length per waveform row" in served["count"]
+
+
+# -- the experiment and the committed models ---------------------------------------------------
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "speech.py"
+SAVED_MODELS = Path(__file__).resolve().parents[1] / "saved_models"
+
+
+@pytest.mark.integration
+def test_quick_run_measures_three_tasks_and_exports(tmp_path, fsdd_dir):
+    from tests.helpers import run_quick, run_without_rnn_keras
+
+    flags = ["--data-dir", fsdd_dir] if fsdd_dir else []
+    metrics = run_quick(SCRIPT, tmp_path, *flags, timeout=900)
+    results = metrics["results"]
+    official = results["official"]
+    for key in ("test_accuracy", "logistic_regression", "dtw_1nn"):
+        assert 0 <= official[key] <= 1
+    assert official["dtw_1nn"] > 0.5  # the baseline needs no training: it works on the tiny run
+    assert np.array(official["confusion"]).sum() == 300
+    assert set(results["unseen"]["folds"]) == {"george", "theo"}
+    for name in ("test_seen_greedy", "test_unseen_beam"):
+        assert results["strings"][name]["sequences"] == 10
+    assert metrics["train_minutes"] > 0 and metrics["machine"]["cpu"]
+    for picture in ("confusion_official.png", "transcription_test_seen.png"):
+        assert (tmp_path / picture).stat().st_size > 10_000
+    code = (
+        "import numpy as np, tensorflow as tf\n"
+        "m = tf.saved_model.load(request)\n"
+        "response = m.transcribe(np.zeros([1, 800], 'float32'), np.array([800], 'int32'))"
+        ".numpy().shape[0]"
+    )
+    for name in ("speech_digits", "speech_digit_strings"):
+        assert run_without_rnn_keras(code, str(tmp_path / "export" / name), cwd=tmp_path) == 1
+
+
+@pytest.mark.integration
+def test_committed_models_transcribe_as_their_model_card(fsdd_dir):
+    """saved_models/speech_digits: the official test split transcribed by the SavedModel in a
+    fresh process without rnn_keras, the .keras file agreeing, accuracy as in the card."""
+    import json
+
+    import keras
+
+    recordings = spoken_digits.load_recordings(fsdd_dir)
+    _, test = spoken_digits.official_split(recordings)
+    test = recordings.subset(test)
+    card = json.loads((SAVED_MODELS.parent / "experiments" / "results" / "speech" /
+                       "metrics.json").read_text())["results"]["official"]  # fmt: skip
+    batch = {
+        "waveforms": [w.tolist() for w in test.waveforms],
+        "path": str(SAVED_MODELS / "speech_digits"),
+    }
+    code = (
+        "import numpy as np, tensorflow as tf\n"
+        "m = tf.saved_model.load(request['path'])\n"
+        "clips = [np.array(w, 'float32') for w in request['waveforms']]\n"
+        "response = []\n"
+        "for k in range(0, len(clips), 50):\n"
+        "    part = clips[k:k + 50]\n"
+        "    n = np.array([len(c) for c in part], 'int32')\n"
+        "    x = np.zeros([len(part), n.max()], 'float32')\n"
+        "    for row, c in enumerate(part):\n"
+        "        x[row, :len(c)] = c\n"
+        "    response += [t.decode() for t in m.transcribe(x, n).numpy()]\n"
+    )
+    from tests.helpers import run_without_rnn_keras
+
+    served = run_without_rnn_keras(code, batch, cwd=SAVED_MODELS.parent)
+    model = keras.saving.load_model(SAVED_MODELS / "speech_digits.keras", compile=False)
+    assert model.transcribe(list(test.waveforms)) == served
+    words = [spoken_digits.DIGIT_WORDS[d] for d in test.digits]
+    accuracy = np.mean([s == w for s, w in zip(served, words, strict=True)])
+    assert accuracy == pytest.approx(card["test_accuracy"], abs=1e-9)
