@@ -55,8 +55,8 @@ DEFAULTS = dict(
     units=128, layers=2, dropout=0.1, lr=2e-3, clipnorm=1.0, batch_size=32, epochs=35,
     fold_epochs=12, patience=10, strings_epochs=8, strings_batch_size=16, train_strings=3000,
     eval_strings=300, strings_speaker="george", time_masks=2, max_time_mask=8,
-    frequency_masks=2, max_frequency_mask=6, beam_width=8, seed=1337, folds="all",
-    max_per_digit=None,
+    frequency_masks=2, max_frequency_mask=6, speed_perturbation=0.0, beam_width=8, seed=1337,
+    folds="all", max_per_digit=None,
 )  # fmt: skip
 # --quick: the same code path on a few recordings per speaker and digit, two speakers as folds.
 QUICK = dict(
@@ -73,6 +73,8 @@ HELP = {
     "strings_speaker": "held out of the digit-strings model (its unseen-speaker test)",
     "folds": "'all', or the held-out speakers for the unseen-speaker runs, comma-separated",
     "max_per_digit": "keep repetitions 0..N-1 of each speaker and digit (default: all 50)",
+    "speed_perturbation": "x > 0: each training clip resampled every epoch to play between "
+    "1 - x and 1 + x times as fast (off by default)",
     "beam_width": "for the beam-search rows (greedy is beam width 1)",
 }
 
@@ -142,7 +144,11 @@ def fit_recognizer(args, run_dir, phase, train_audio, train_words, val_audio, va
     model = new_model(args)
     steps = epochs * -(-len(train_audio) // batch)
     model.compile(optimizer=optimizer(args.lr, clipnorm=args.clipnorm, decay_steps=steps))
-    train_ds = model.dataset(train_audio, train_words, batch, shuffle=True, seed=args.seed)
+    x = args.speed_perturbation
+    train_ds = model.dataset(
+        train_audio, train_words, batch, shuffle=True, seed=args.seed,
+        speed=(1 - x, 1 + x) if x else None,
+    )  # fmt: skip
     val_ds = model.dataset(val_audio, val_words, 64)
     print(f"\n== {phase}: {len(train_audio)} training clips, {model.count_params():,} parameters")
     history, seconds = common.fit(

@@ -6,9 +6,11 @@ int32 (batch,)}` (waveforms zero-padded after their `lengths` samples) and gives
 frames of real audio, so the recurrent layers after it skip the padding and a
 padded batch gives each clip what it gives alone (tested).
 
-Per clip: log-mel energies (`keras.layers.MelSpectrogram`, dB), normalised to
-zero mean and unit variance per mel band over the clip's real frames, padding
-set to 0. In training only, SpecAugment-style masking (Park et al. 2019):
+Per clip: log-mel energies (`keras.layers.MelSpectrogram`'s power, in dB
+floored `top_db` below the clip's loudest: Keras's own dB floor is relative to
+the whole batch), optionally their DCT (MFCCs, `cepstra`), normalised to zero
+mean and unit variance per feature over the clip's real frames, padding set
+to 0. In training only, SpecAugment-style masking (Park et al. 2019):
 `time_masks` spans of up to `max_time_mask` frames and `frequency_masks`
 spans of up to `max_frequency_mask` bands, set to 0 (the normalised mean).
 """
@@ -40,6 +42,10 @@ class LogMelFrontEnd(keras.layers.Layer):
             and the longest (frames).
         frequency_masks, max_frequency_mask: the same over mel bands.
         seed: of the training masks.
+        cepstra: when set, the first `cepstra` coefficients of the DCT of the
+            log-mel energies (MFCCs) instead of the energies.
+        top_db: each clip's dynamic range: its energies are floored at `top_db`
+            dB below its loudest.
         **kwargs: `name`, `dtype`.
     """
 
@@ -57,6 +63,8 @@ class LogMelFrontEnd(keras.layers.Layer):
         frequency_masks=0,
         max_frequency_mask=8,
         seed=None,
+        cepstra=None,
+        top_db=80.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -77,6 +85,13 @@ class LogMelFrontEnd(keras.layers.Layer):
         self.frequency_masks = frequency_masks
         self.max_frequency_mask = max_frequency_mask
         self.seed = seed
+        if cepstra is not None and not 0 < cepstra <= num_mel_bins:
+            raise ValueError(
+                "LogMelFrontEnd: `cepstra` must be between 1 and `num_mel_bins` "
+                f"({num_mel_bins}). Received: cepstra={cepstra}"
+            )
+        self.cepstra = cepstra
+        self.top_db = top_db
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.spectrogram = keras.layers.MelSpectrogram(
             fft_length=fft_length,
@@ -86,22 +101,43 @@ class LogMelFrontEnd(keras.layers.Layer):
             num_mel_bins=num_mel_bins,
             min_freq=min_frequency,
             max_freq=max_frequency or sample_rate / 2,
-            power_to_db=True,
+            power_to_db=False,  # dB per clip below: Keras's floor is the whole batch's
             dtype="float32",
         )
         self.supports_masking = True
+
+    @property
+    def feature_size(self):
+        """Features per frame: `cepstra` when set, else `num_mel_bins`."""
+        return self.cepstra or self.num_mel_bins
 
     def build(self, input_shape):
         self.spectrogram.build((None, None))
         self.built = True
 
+    def _dct(self):
+        """(num_mel_bins, cepstra) orthonormal DCT-II basis: log-mel bands -> cepstra."""
+        import numpy as np
+
+        bands = self.num_mel_bins
+        k = np.arange(self.cepstra)[None, :]
+        n = np.arange(bands)[:, None]
+        basis = np.cos(np.pi / bands * (n + 0.5) * k) * np.sqrt(2.0 / bands)
+        basis[:, 0] /= np.sqrt(2.0)
+        return ops.convert_to_tensor(basis.astype("float32"))
+
     def _padded(self, waveforms):
         return ops.pad(ops.cast(waveforms, "float32"), [[0, 0], [0, self.fft_length // 2]])
 
     def log_mel(self, waveforms):
-        """(batch, frames, num_mel_bins) log-mel energies in dB, before normalisation (the
-        frames after each clip's length included)."""
-        return ops.transpose(self.spectrogram(self._padded(waveforms)), (0, 2, 1))
+        """(batch, frames, num_mel_bins) log-mel energies in dB, each clip floored at
+        `top_db` below its loudest value, before normalisation (the frames after each clip's
+        length included)."""
+        power = ops.transpose(self.spectrogram(self._padded(waveforms)), (0, 2, 1))
+        decibels = 10.0 * ops.log10(ops.maximum(power, 1e-10))
+        # Each clip's floor: `top_db` below its loudest band and frame (padding is silent).
+        floor = ops.max(decibels, axis=(1, 2), keepdims=True) - self.top_db
+        return ops.maximum(decibels, floor)
 
     def frame_mask(self, inputs):
         """(batch, frames) bool: the frames of each clip's real samples."""
@@ -120,6 +156,8 @@ class LogMelFrontEnd(keras.layers.Layer):
                 + (f" with keys {sorted(inputs)}" if isinstance(inputs, dict) else "")
             )
         features = self.log_mel(inputs["waveforms"])
+        if self.cepstra:
+            features = ops.matmul(features, self._dct())
         real = ops.cast(self.frame_mask(inputs), "float32")[..., None]
         count = ops.maximum(ops.sum(real, axis=1, keepdims=True), 1.0)
         mean = ops.sum(features * real, axis=1, keepdims=True) / count
@@ -142,7 +180,7 @@ class LogMelFrontEnd(keras.layers.Layer):
         return keep
 
     def _spec_augment(self, features):
-        batch, frames, bands = ops.shape(features)[0], ops.shape(features)[1], self.num_mel_bins
+        batch, frames, bands = ops.shape(features)[0], ops.shape(features)[1], self.feature_size
         time_keep = self._spans(batch, frames, self.time_masks, self.max_time_mask)
         band_keep = self._spans(batch, bands, self.frequency_masks, self.max_frequency_mask)
         return features * time_keep[:, :, None] * band_keep[:, None, :]
@@ -155,7 +193,7 @@ class LogMelFrontEnd(keras.layers.Layer):
         frames = (
             None if samples is None else (samples + self.fft_length // 2) // self.frame_step + 1
         )
-        return (input_shape["waveforms"][0], frames, self.num_mel_bins)
+        return (input_shape["waveforms"][0], frames, self.feature_size)
 
     def get_config(self):
         return {
@@ -172,4 +210,6 @@ class LogMelFrontEnd(keras.layers.Layer):
             "frequency_masks": self.frequency_masks,
             "max_frequency_mask": self.max_frequency_mask,
             "seed": self.seed,
+            "cepstra": self.cepstra,
+            "top_db": self.top_db,
         }

@@ -188,10 +188,11 @@ class SpeechRecognizer(_Task):
         if isinstance(front_end, dict):
             front_end = keras.layers.deserialize(front_end)
         front_end = front_end or LogMelFrontEnd(name="front_end")
-        if backbone.input_dim != front_end.num_mel_bins:
+        if backbone.input_dim != front_end.feature_size:
             raise ValueError(
                 "SpeechRecognizer: the backbone must read the front end's "
-                f"{front_end.num_mel_bins} mel bands. Received: input_dim={backbone.input_dim}"
+                f"{front_end.feature_size} features per frame. Received: "
+                f"input_dim={backbone.input_dim}"
             )
 
         # === Layers ===
