@@ -190,23 +190,53 @@ def baselines(train, validation, test, group):
     }
 
 
+def once(run_dir, phase, compute, keep_model=False):
+    """`compute() -> (model, record)` run once per run folder: a resumed run reloads the
+    record (`run_dir/<phase>.json`) and, with `keep_model`, the model (`<phase>.keras`)."""
+    import keras
+
+    from rnn_keras.export import save_model
+    from rnn_keras.training import saved_step
+
+    done, path = {}, run_dir / f"{phase}.keras"
+
+    def run():
+        done["model"], record = compute()
+        return record
+
+    def save():
+        if keep_model:
+            save_model(done["model"], path)
+
+    def load():
+        if keep_model:
+            done["model"] = keras.saving.load_model(path, compile=False)
+
+    record = saved_step(run_dir, f"result_{phase}", load, run, save)
+    return done.get("model"), record
+
+
 def official(args, recordings, run_dir):
     train, validation, test = splits(recordings)
-    model, history, seconds = train_isolated(args, run_dir, "official", train, validation)
-    transcripts = model.transcribe(list(test.waveforms))
-    counts = sd.plot_confusion(
-        words(test.digits), transcripts, run_dir / "confusion_official.png",
-        "FSDD official test split (300 clips)",
-    )  # fmt: skip
-    result = {
-        "test_accuracy": accuracy(transcripts, test.digits),
-        "val_accuracy": float(max(history.history["val_sequence_accuracy"])),
-        "train_seconds": seconds,
-        "epochs": len(history.epoch),
-        "confusion": counts.tolist(),
-        **baselines(train, validation, test, "official split"),
-    }
-    return model, result, history_dict(history)
+
+    def compute():
+        model, history, seconds = train_isolated(args, run_dir, "official", train, validation)
+        transcripts = model.transcribe(list(test.waveforms))
+        counts = sd.plot_confusion(
+            words(test.digits), transcripts, run_dir / "confusion_official.png",
+            "FSDD official test split (300 clips)",
+        )  # fmt: skip
+        return model, {
+            "test_accuracy": accuracy(transcripts, test.digits),
+            "val_accuracy": float(max(history.history["val_sequence_accuracy"])),
+            "train_seconds": seconds,
+            "epochs": len(history.epoch),
+            "confusion": counts.tolist(),
+            "history": history_dict(history),
+            **baselines(train, validation, test, "official split"),
+        }
+
+    return once(run_dir, "official", compute, keep_model=True)
 
 
 def train_isolated(args, run_dir, phase, train, validation):
@@ -223,16 +253,19 @@ def unseen_speakers(args, recordings, run_dir):
     folds = {}
     for speaker in chosen:
         train, validation, test = splits(recordings, held_out=speaker)
-        model, history, seconds = train_isolated(
-            args, run_dir, f"unseen_{speaker}", train, validation
-        )
-        folds[speaker] = {
-            "test_accuracy": accuracy(model.transcribe(list(test.waveforms)), test.digits),
-            "val_accuracy": float(max(history.history["val_sequence_accuracy"])),
-            "train_seconds": seconds,
-            "epochs": len(history.epoch),
-            **baselines(train, validation, test, f"{speaker} held out"),
-        }
+
+        def compute(speaker=speaker, train=train, validation=validation, test=test):
+            phase = f"unseen_{speaker}"
+            model, history, seconds = train_isolated(args, run_dir, phase, train, validation)
+            return model, {
+                "test_accuracy": accuracy(model.transcribe(list(test.waveforms)), test.digits),
+                "val_accuracy": float(max(history.history["val_sequence_accuracy"])),
+                "train_seconds": seconds,
+                "epochs": len(history.epoch),
+                **baselines(train, validation, test, f"{speaker} held out"),
+            }
+
+        _, folds[speaker] = once(run_dir, f"unseen_{speaker}", compute)
         print(f"{speaker}: {folds[speaker]['test_accuracy']:.4f}")
     mean = {
         key: float(np.mean([fold[key] for fold in folds.values()]))
@@ -252,28 +285,34 @@ def digit_strings(args, recordings, run_dir):
         "test_unseen": sd.digit_strings(unseen, args.eval_strings, seed=4),
     }
     (train_audio, train_digits), (val_audio, val_digits) = sets["train"], sets["validation"]
-    model, history, seconds = fit_recognizer(
-        args, run_dir, "strings", train_audio, [words(d) for d in train_digits],
-        val_audio, [words(d) for d in val_digits], args.strings_epochs, args.strings_batch_size,
-    )  # fmt: skip
     from rnn_keras.speech import error_rates, plot_transcription
 
-    result = {
-        "train_seconds": seconds,
-        "epochs": len(history.epoch),
-        "held_out": unseen.speakers[0],
-    }
-    for name in ("validation", "test_seen", "test_unseen"):
-        audio, digits = sets[name]
-        references = [words(d) for d in digits]
-        for decoder, width in (("greedy", 1), ("beam", args.beam_width)):
-            result[f"{name}_{decoder}"] = error_rates(model.transcribe(audio, width), references)
-    for name in ("test_seen", "test_unseen"):
-        plot_transcription(
-            model, sets[name][0][0], run_dir / f"transcription_{name}.png",
-            f"{name.replace('_', ' ')} string 0, {' '.join(words(sets[name][1][0]))}",
+    def compute():
+        model, history, seconds = fit_recognizer(
+            args, run_dir, "strings", train_audio, [words(d) for d in train_digits],
+            val_audio, [words(d) for d in val_digits], args.strings_epochs,
+            args.strings_batch_size,
         )  # fmt: skip
-    return model, result, history_dict(history)
+        result = {
+            "train_seconds": seconds,
+            "epochs": len(history.epoch),
+            "held_out": args.strings_speaker,
+            "history": history_dict(history),
+        }
+        for name in ("validation", "test_seen", "test_unseen"):
+            audio, digits = sets[name]
+            references = [words(d) for d in digits]
+            for decoder, width in (("greedy", 1), ("beam", args.beam_width)):
+                transcripts = model.transcribe(audio, width)
+                result[f"{name}_{decoder}"] = error_rates(transcripts, references)
+        for name in ("test_seen", "test_unseen"):
+            plot_transcription(
+                model, sets[name][0][0], run_dir / f"transcription_{name}.png",
+                f"{name.replace('_', ' ')} string 0, {' '.join(words(sets[name][1][0]))}",
+            )  # fmt: skip
+        return model, result
+
+    return once(run_dir, "strings", compute, keep_model=True)
 
 
 def report(results):
@@ -312,12 +351,10 @@ def main(argv=None):
     run_dir, export_dir = common.start_run(args, "speech")
     started = time.time()
     recordings = load(args)
-    results, histories = {}, {}
-    official_model, results["official"], histories["official"] = official(args, recordings, run_dir)
+    results = {}
+    official_model, results["official"] = official(args, recordings, run_dir)
     results["unseen"] = unseen_speakers(args, recordings, run_dir)
-    strings_model, results["strings"], histories["strings"] = digit_strings(
-        args, recordings, run_dir
-    )
+    strings_model, results["strings"] = digit_strings(args, recordings, run_dir)
     exports = [
         *common.export_task(official_model, export_dir, "speech_digits"),
         *common.export_task(strings_model, export_dir, "speech_digit_strings"),
@@ -330,7 +367,7 @@ def main(argv=None):
     metrics = {
         "results": results, "published": PUBLISHED, "targets": TARGETS,
         "train_minutes": train_seconds / 60, "wall_minutes": (time.time() - started) / 60,
-        "history": histories, "machine": machine_info(),
+        "machine": machine_info(),
     }  # fmt: skip
     write_json(run_dir / "metrics.json", metrics)
     report(results)

@@ -280,6 +280,8 @@ class SpeechRecognizer(_Task):
             tf.TensorSpec([None, None], tf.int32),
         )
         dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        # A known length: `fit` shows progress against it and expects no more batches.
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
         return dataset.prefetch(2)
 
     def label_ids(self, transcripts):
@@ -305,9 +307,25 @@ class SpeechRecognizer(_Task):
 
     @staticmethod
     def audio_batch(waveforms):
-        """`{"waveforms", "lengths"}` of a list of 1-D float arrays, zero-padded."""
+        """`{"waveforms", "lengths"}` of a list of 1-D float arrays, zero-padded.
+
+        Raises ValueError for a clip that is not 1-D or holds NaN or Inf."""
         import numpy as np
 
+        if isinstance(waveforms, np.ndarray) and waveforms.ndim == 1:
+            raise ValueError(
+                "SpeechRecognizer: expected a list of clips (1-D arrays). Received: one 1-D "
+                f"array of {len(waveforms)} samples; wrap a single clip in a list"
+            )
+        waveforms = [np.asarray(w, "float32") for w in waveforms]
+        for index, wave in enumerate(waveforms):
+            if wave.ndim != 1:
+                raise ValueError(
+                    f"SpeechRecognizer: clip {index} must be 1-D (samples). "
+                    f"Received: shape {wave.shape}"
+                )
+            if not np.isfinite(wave).all():
+                raise ValueError(f"SpeechRecognizer: clip {index} holds NaN or Inf samples")
         lengths = np.array([len(w) for w in waveforms], "int32")
         batch = np.zeros([len(waveforms), max([*lengths.tolist(), 1])], "float32")
         for row, wave in enumerate(waveforms):

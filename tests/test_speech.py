@@ -457,3 +457,100 @@ def test_committed_models_transcribe_as_their_model_card(fsdd_dir):
     words = [spoken_digits.DIGIT_WORDS[d] for d in test.digits]
     accuracy = np.mean([s == w for s, w in zip(served, words, strict=True)])
     assert accuracy == pytest.approx(card["test_accuracy"], abs=1e-9)
+
+
+@pytest.mark.integration
+def test_a_killed_run_resumes_its_phase_and_keeps_the_finished_ones(tmp_path, fsdd_dir):
+    """SIGKILL during the official model's second epoch: the rerun resumes that fit at epoch 2,
+    its record holds both epochs; a second rerun reloads every finished phase."""
+    import json
+
+    from tests.helpers import kill_after_first_epoch, start_quick
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    flags = [*(["--data-dir", fsdd_dir] if fsdd_dir else []), "--epochs", "2", "--folds", "theo"]
+    logs = [tmp_path / f"{name}.log" for name in ("killed", "resumed", "again")]
+    killed = start_quick(SCRIPT, run_dir, *flags, log=logs[0])
+    kill_after_first_epoch([killed], run_dir / "backup_official")
+    before = json.loads((run_dir / "history_official.json").read_text())
+    assert len(before["seconds"]) == 1
+    resumed = start_quick(SCRIPT, run_dir, *flags, log=logs[1])
+    assert resumed.wait(timeout=900) == 0, logs[1].read_text()[-4000:]
+    output = logs[1].read_text()
+    assert "Epoch 2/2" in output and "Epoch 1/2" not in output
+    record = json.loads((run_dir / "history_official.json").read_text())
+    assert record["seconds"][0] == before["seconds"][0] < record["seconds"][1]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["results"]["official"]["history"]["loss"] == record["history"]["loss"]
+    again = start_quick(SCRIPT, run_dir, *flags, log=logs[2])
+    assert again.wait(timeout=900) == 0, logs[2].read_text()[-4000:]
+    output = logs[2].read_text()
+    assert "Epoch 1/" not in output  # nothing trained again
+    for phase in ("official", "unseen_theo", "strings"):
+        assert f"result_{phase}: resumed from" in output
+    assert json.loads((run_dir / "metrics.json").read_text())["results"] == metrics["results"]
+
+
+def test_python_api_refuses_bad_clips_with_clear_errors():
+    import rnn_keras
+
+    backbone = rnn_keras.RecurrentBackbone("lstm", 4, input_dim=40)
+    model = rnn_keras.SpeechRecognizer(backbone, ["a", "b"], separator="")
+    clip = np.zeros(800, "float32")
+    assert model.transcribe([]) == []
+    assert len(model.transcribe([clip, np.zeros(0, "float32")])) == 2
+    with pytest.raises(ValueError, match="wrap a single clip in a list"):
+        model.transcribe(clip)
+    with pytest.raises(ValueError, match=r"clip 1 must be 1-D \(samples\). Received: shape"):
+        model.transcribe([clip, np.zeros([2, 800])])
+    with pytest.raises(ValueError, match="clip 0 holds NaN or Inf"):
+        model.frame_probabilities([np.full(800, np.nan)])
+    with pytest.raises(ValueError, match="features per frame"):
+        rnn_keras.SpeechRecognizer(rnn_keras.RecurrentBackbone("lstm", 4, input_dim=13), ["a"])
+    with pytest.raises(ValueError, match="distinct, non-empty tokens"):
+        rnn_keras.SpeechRecognizer(backbone, ["a", "a"])
+    with pytest.raises(ValueError, match="`speed` must be"):
+        model.dataset([clip], ["a"], speed=(1.2, 0.8))
+    with pytest.raises(ValueError, match="`cepstra` must be between 1 and"):
+        rnn_keras.LogMelFrontEnd(cepstra=41)
+
+
+def test_front_end_floors_each_clip_alone_and_computes_mfccs():
+    from rnn_keras.audio import LogMelFrontEnd
+
+    rng = np.random.default_rng(9)
+    loud = rng.uniform(-0.9, 0.9, 4000).astype("float32")
+    quiet = np.zeros(4000, "float32")  # digital silence, then a faint tone
+    quiet[2000:] = 1e-4 * np.sin(np.arange(2000) * 0.3)
+    front_end = LogMelFrontEnd(top_db=80.0)
+    together = front_end(padded([loud, quiet])).numpy()
+    alone = front_end(padded([quiet])).numpy()
+    np.testing.assert_allclose(together[1], alone[0], atol=1e-4)
+    half_silent = np.where(np.arange(4000) < 2000, 0.0, 0.5 * np.sin(np.arange(4000) * 0.3))
+    log_mel = front_end.log_mel(padded([half_silent.astype("float32")])["waveforms"]).numpy()[0]
+    assert log_mel.max() - 80.0 > -100.0  # the floor binds above the 1e-10 power floor
+    assert log_mel.min() == pytest.approx(log_mel.max() - 80.0, abs=1e-3)
+    # MFCCs: the orthonormal DCT-II of the log-mel energies, then normalised per clip.
+    mfcc = LogMelFrontEnd(cepstra=13)
+    assert mfcc.feature_size == 13
+    bands = np.arange(40)
+    basis = np.stack([np.cos(np.pi / 40 * (bands + 0.5) * k) for k in range(13)], axis=1)
+    basis *= np.sqrt(2 / 40)
+    basis[:, 0] /= np.sqrt(2)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(13), atol=1e-6)
+    inputs = padded([loud])
+    cepstra = front_end.log_mel(inputs["waveforms"]).numpy()[0] @ basis
+    frames = len(loud) // 80 + 1
+    cepstra = cepstra[:frames]
+    expected = (cepstra - cepstra.mean(0)) / np.sqrt(cepstra.var(0) + 1e-3)
+    np.testing.assert_allclose(mfcc(inputs).numpy()[0, :frames], expected, atol=2e-3)
+
+
+def test_speed_perturbation_resamples_each_clip():
+    from rnn_keras.speech import _resampled
+
+    clip = np.arange(10, dtype="float32")
+    np.testing.assert_allclose(_resampled(clip, 2.0), [0, 2, 4, 6, 8])
+    np.testing.assert_allclose(_resampled(clip, 0.5)[:5], [0, 0.5, 1, 1.5, 2])
+    assert len(_resampled(clip, 0.5)) == 20 and len(_resampled(clip[:1], 3.0)) == 1
