@@ -52,8 +52,8 @@ TARGETS = {
     "train_minutes": 30,
 }
 DEFAULTS = dict(
-    units=128, layers=2, dropout=0.1, lr=2e-3, clipnorm=1.0, batch_size=32, epochs=35,
-    fold_epochs=12, patience=10, strings_epochs=8, strings_batch_size=16, train_strings=3000,
+    units=128, layers=2, dropout=0.1, lr=2e-3, clipnorm=1.0, batch_size=32, epochs=50,
+    fold_epochs=20, patience=10, strings_epochs=8, strings_batch_size=16, train_strings=3000,
     eval_strings=300, strings_speaker="george", time_masks=2, max_time_mask=8,
     frequency_masks=2, max_frequency_mask=6, speed_perturbation=0.0, beam_width=8, seed=1337,
     folds="all", max_per_digit=None,
