@@ -53,7 +53,7 @@ TARGETS = {
 }
 DEFAULTS = dict(
     units=128, layers=2, dropout=0.1, lr=2e-3, clipnorm=1.0, batch_size=32, epochs=50,
-    fold_epochs=20, patience=10, strings_epochs=8, strings_batch_size=16, train_strings=3000,
+    fold_epochs=20, patience=50, strings_epochs=8, strings_batch_size=16, train_strings=3000,
     eval_strings=300, strings_speaker="george", time_masks=2, max_time_mask=8,
     frequency_masks=2, max_frequency_mask=6, speed_perturbation=0.0, beam_width=8, seed=1337,
     folds="all", max_per_digit=None,
@@ -67,7 +67,8 @@ HELP = {
     "epochs": "at most, for the official-split model (cosine decay over them)",
     "fold_epochs": "at most, for each unseen-speaker model",
     "strings_epochs": "at most, for the digit-strings model",
-    "patience": "early stopping on validation string accuracy",
+    "patience": "early stopping on validation sequence accuracy (the default runs every "
+    "epoch of the cosine schedule and keeps the best)",
     "train_strings": "digit strings to train on",
     "eval_strings": "digit strings in each of validation, seen-speaker test, unseen test",
     "strings_speaker": "held out of the digit-strings model (its unseen-speaker test)",
