@@ -39,6 +39,7 @@ def test_readme_examples_run(tmp_path):
         "score(",
         "SequenceRegressor",
         "PolyphonicModel",
+        "SpeechRecognizer",
     ):
         assert name in example
     _run(example, tmp_path)
