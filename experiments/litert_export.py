@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import timeseries  # noqa: E402
 
-from rnn_keras import on_device  # noqa: E402
+from rnn_keras import benchmarking, on_device  # noqa: E402
 from rnn_keras.export import to_litert  # noqa: E402
 
 QUICK = {"reviews": 48, "chars": 1000, "windows": 48, "generate": 100, "repeats": 5}
@@ -47,14 +47,13 @@ QUICK_UNROLL_SHAPES = [("GRU", 20), ("SimpleRNN", 20)]
 
 
 def median_seconds(run, repeats):
-    """Median seconds of `run()` over `repeats` calls, after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    """Median seconds of one `run()` over `repeats` calls, after one untimed call."""
+
+    def run_calls(calls):
+        for _ in range(calls):
+            run()
+
+    return benchmarking.median_seconds(run_calls, steps=1, repeats=repeats, warmup_steps=1)
 
 
 def size_kb(path):
@@ -181,7 +180,7 @@ def char_model(args, sizes, export_dir, scratch, models_dir):
     state = tf.zeros([1, model.state_size])
     ids = tf.constant([int(preprocessor.start_id)])
     step_ms = {
-        name: 1e3 * median_seconds(lambda g=g: g._step(1, g.initial_state()), 10 * repeats)
+        name: 1e3 * median_seconds(lambda g=g: g.step(1, g.initial_state()), 10 * repeats)
         for name, g in generators.items()
     }
     step_ms["savedmodel_step"] = 1e3 * median_seconds(lambda: served.step(ids, state), 10 * repeats)

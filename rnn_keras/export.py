@@ -419,9 +419,9 @@ def to_litert(
         file.write(flatbuffer)
     metadata = _litert_metadata(model, function)
     if metadata is not None:
-        from pathlib import Path
+        from rnn_keras.on_device import metadata_path
 
-        Path(path).with_suffix(".json").write_text(
+        metadata_path(path).write_text(
             json.dumps(metadata, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
         )
     return path
@@ -431,7 +431,7 @@ def _litert_metadata(model, function):
     """What a task's `.tflite` signature cannot hold, for `rnn_keras.on_device` (or None)."""
     import numpy as np
 
-    from rnn_keras import preprocessors
+    from rnn_keras import on_device, preprocessors
     from rnn_keras.text import ReviewStandardizer
 
     preprocessor = getattr(model, "preprocessor", None)
@@ -452,14 +452,7 @@ def _litert_metadata(model, function):
             return None  # no pure-Python tokenizer for another rule
         return {
             "kind": "review_classifier",
-            "rule": (
-                "keep the first max_bytes bytes of the UTF-8 text (invalid bytes become "
-                "U+FFFD, as do the C0 control characters U+0000-U+001F, tab and line feed "
-                "included), lowercase, replace U+0085, U+2028, U+2029 and HTML tags <...> "
-                "with a space, drop apostrophes, replace other ASCII punctuation with a "
-                "space, split at spaces, look each word up in the vocabulary (id 1 for a "
-                "word outside it; id 0 pads) and keep the first max_tokens ids"
-            ),
+            "rule": on_device.REVIEW_RULE,
             "max_tokens": preprocessor.sequence_length,
             "max_bytes": standardize.max_chars,
             "vocabulary": preprocessor.get_vocabulary(),
@@ -509,7 +502,7 @@ def _convert_step(model, quantize, batch_size):
 def _convert_call(model, quantize, fuse_lstm, unroll, batch_size):
     import tensorflow as tf
 
-    if unroll and not all(None not in x.shape[1:] for x in model.inputs):
+    if unroll and not _fixed_length(model):
         raise ValueError(
             f"to_litert(unroll=True) unrolls a fixed number of time steps. Received: "
             f"{model.name!r} with input shapes {[tuple(x.shape) for x in model.inputs]}"
@@ -561,13 +554,18 @@ def _has_loops(model, fuse_lstm):
     """Whether `model` holds recurrent layers that convert as loops, over a fixed length."""
     from rnn_keras.layers import _SequenceLayer
 
-    if not all(None not in x.shape[1:] for x in model.inputs):
+    if not _fixed_length(model):
         return False
     for layer in _all_layers(model):
         inner = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
         if isinstance(inner, _SequenceLayer) and not (fuse_lstm and _is_lstm(inner)):
             return True
     return False
+
+
+def _fixed_length(model):
+    """Whether every input of `model` has a fixed shape past the batch axis."""
+    return all(None not in x.shape[1:] for x in model.inputs)
 
 
 def _all_layers(model):
@@ -577,25 +575,23 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
-def _litert_seconds(flatbuffer, repeats=5, calls=20):
+def _litert_seconds(flatbuffer):
     """Median seconds of one interpreter call of `flatbuffer` on zeros."""
-    import time
-
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
+
+    from rnn_keras.benchmarking import median_seconds
 
     interpreter = Interpreter(model_content=flatbuffer)
     interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    interpreter.invoke()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def invoke(calls):
         for _ in range(calls):
             interpreter.invoke()
-        times.append((time.perf_counter() - start) / calls)
-    return float(np.median(times))
+
+    return median_seconds(invoke, steps=20, repeats=5, warmup_steps=1)
 
 
 def _litert_network(model, fuse_lstm, unroll):

@@ -41,7 +41,14 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
-__all__ = ["CharGenerator", "ReviewClassifier", "op_names", "review_token_ids", "metadata_path"]
+__all__ = [
+    "REVIEW_RULE",
+    "CharGenerator",
+    "ReviewClassifier",
+    "metadata_path",
+    "op_names",
+    "review_token_ids",
+]
 
 _OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
 
@@ -119,7 +126,8 @@ class CharGenerator:
     def initial_state(self):
         return np.zeros([1, self.state_size], np.float32)
 
-    def _step(self, token_id, state):
+    def step(self, token_id, state):
+        """One token from `state` (float32 `[1, S]`): `(logits [V], new state [1, S])`."""
         interpreter = self.interpreter
         interpreter.set_tensor(self._ids, np.array([token_id], np.int32))
         interpreter.set_tensor(self._state, state)
@@ -131,7 +139,7 @@ class CharGenerator:
         state = self.initial_state() if state is None else state
         logits = None
         for token_id in ids:
-            logits, state = self._step(token_id, state)
+            logits, state = self.step(token_id, state)
         return logits, state
 
     def generate(self, prompt, num_chars, temperature=1.0, seed=None):
@@ -160,7 +168,7 @@ class CharGenerator:
                 cumulative = np.cumsum(np.exp(scaled - scaled.max()))
                 token_id = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], "right"))
             new.append(self.vocabulary[token_id])
-            logits, state = self._step(token_id, state)
+            logits, state = self.step(token_id, state)
         separator = self.metadata["separator"]
         joined = separator.join(new)
         return prompt + (separator if separator and prompt and new else "") + joined
@@ -171,7 +179,7 @@ class CharGenerator:
         ids = self.token_ids(text)
         state, total = self.initial_state(), 0.0
         for current, following in zip(ids[:-1], ids[1:], strict=True):
-            logits, state = self._step(current, state)
+            logits, state = self.step(current, state)
             logits = logits.astype(np.float64)
             top = logits.max()
             total += top + math.log(np.exp(logits - top).sum()) - logits[following]
@@ -186,16 +194,19 @@ _LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
 _CONTROL = re.compile("[\x00-\x1f]")
 
 
-def review_token_ids(text, vocabulary_ids, max_tokens, max_bytes):
-    """The token ids of a review, by the rule of the IMDB model's `ReviewStandardizer`.
+# The tokenizing rule of `review_token_ids`, also written into a review classifier's JSON.
+REVIEW_RULE = (
+    "keep the first max_bytes bytes of the UTF-8 text (invalid bytes become U+FFFD, as do the "
+    "C0 control characters U+0000-U+001F, tab and line feed included), lowercase, replace "
+    "U+0085, U+2028, U+2029 and HTML tags <...> with a space, drop apostrophes, replace other "
+    "ASCII punctuation with a space, split at spaces, look each word up in the vocabulary (id 1 "
+    "for a word outside it; id 0 pads) and keep the first max_tokens ids"
+)
 
-    Keep the first `max_bytes` bytes of the UTF-8 text (invalid bytes and C0
-    control characters, tab and line feed included, become U+FFFD), lowercase,
-    replace Unicode line breaks and HTML tags with a space,
-    drop apostrophes, replace other ASCII punctuation with a space, split at
-    spaces, look each word up (1 for a word outside the vocabulary) and keep
-    the first `max_tokens`.
-    """
+
+def review_token_ids(text, vocabulary_ids, max_tokens, max_bytes):
+    """The token ids of a review by `REVIEW_RULE`, the rule of the IMDB model's
+    `ReviewStandardizer` and `TextVectorization` (tested to give the same ids)."""
     if isinstance(text, str):
         text = text.encode("utf-8", "surrogatepass")
     text = text[:max_bytes].decode("utf-8", "replace")

@@ -214,7 +214,7 @@ def test_language_model_step_runs_generation_and_scoring_on_the_interpreter(tmp_
     generator = on_device.CharGenerator(path)
     # One step: logits and the packed state equal the model's.
     state = np.random.default_rng(0).normal(size=[1, language_model.state_size]).astype("f")
-    logits, new_state = generator._step(3, state)
+    logits, new_state = generator.step(3, state)
     want_logits, want_state = language_model.step(tf.constant([3]), tf.constant(state))
     np.testing.assert_allclose(logits, want_logits.numpy()[0], atol=1e-5)
     np.testing.assert_allclose(new_state, want_state.numpy(), atol=1e-5)
