@@ -197,24 +197,26 @@ def digit_strings(
 # --- baselines ------------------------------------------------------------------------------
 
 
+def _frames_of_each_clip(waveforms, front_end, features, batch_size):
+    """`features(front_end, batch)` (`(batch, frames, d)`) cut to each clip's real frames, a
+    list of arrays; `front_end` a `LogMelFrontEnd` (the default one when None)."""
+    from rnn_keras.audio import LogMelFrontEnd
+    from rnn_keras.speech import SpeechRecognizer
+
+    front_end = front_end or LogMelFrontEnd()
+    per_clip = []
+    for start in range(0, len(waveforms), batch_size):
+        batch = SpeechRecognizer.audio_batch(waveforms[start : start + batch_size])
+        frames = batch["lengths"] // front_end.frame_step + 1
+        values = np.asarray(features(front_end, batch))
+        per_clip += [v[:n] for v, n in zip(values, frames, strict=True)]
+    return per_clip
+
+
 def clip_features(waveforms, front_end=None, batch_size=64):
     """Each clip's normalised log-mel frames, a list of float32 `(frames, bands)` arrays
     (`front_end`: a `rnn_keras.audio.LogMelFrontEnd`, the default one when None)."""
-    from rnn_keras.audio import LogMelFrontEnd
-
-    front_end = front_end or LogMelFrontEnd()
-    features = []
-    for start in range(0, len(waveforms), batch_size):
-        clips = waveforms[start : start + batch_size]
-        lengths = np.array([len(c) for c in clips], "int32")
-        batch = np.zeros([len(clips), lengths.max()], "float32")
-        for row, clip in enumerate(clips):
-            batch[row, : len(clip)] = clip
-        frames = np.asarray(front_end({"waveforms": batch, "lengths": lengths}))
-        features += [
-            f[: n // front_end.frame_step + 1] for f, n in zip(frames, lengths, strict=True)
-        ]
-    return features
+    return _frames_of_each_clip(waveforms, front_end, lambda layer, batch: layer(batch), batch_size)
 
 
 def dtw_distances(query, templates):
@@ -274,20 +276,10 @@ def nearest_neighbour_dtw(train_features, train_labels, test_features, group=256
 def mean_log_mel(waveforms, front_end=None, batch_size=64):
     """`(clips, bands)` float32: each clip's log-mel energies (dB, before normalisation)
     averaged over its frames (`front_end`: a `LogMelFrontEnd`, the default one when None)."""
-    from rnn_keras.audio import LogMelFrontEnd
-
-    front_end = front_end or LogMelFrontEnd()
-    means = []
-    for start in range(0, len(waveforms), batch_size):
-        clips = waveforms[start : start + batch_size]
-        lengths = np.array([len(c) for c in clips], "int32")
-        batch = np.zeros([len(clips), lengths.max()], "float32")
-        for row, clip in enumerate(clips):
-            batch[row, : len(clip)] = clip
-        log_mel = np.asarray(front_end.log_mel(batch))
-        frames = lengths // front_end.frame_step + 1
-        means += [m[:n].mean(axis=0) for m, n in zip(log_mel, frames, strict=True)]
-    return np.array(means, "float32")
+    frames = _frames_of_each_clip(
+        waveforms, front_end, lambda layer, batch: layer.log_mel(batch["waveforms"]), batch_size
+    )
+    return np.array([f.mean(axis=0) for f in frames], "float32")
 
 
 def logistic_regression(train_x, train_y, val_x, val_y, penalties=(0.0, 1e-4, 1e-3, 1e-2), seed=0):
