@@ -17,6 +17,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -29,13 +30,15 @@ FIT = {"epochs": 3, "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine", "clip
 RUN = {"weight_decay": 0.0, "patience": 3, "val_fraction": 0.1, "seed": 1337}
 PRETRAINING = {"pretrain_epochs": 0, "pretrain_reviews": None, "pretrain_vocabulary": 4000}
 TEACHER = {"pseudo_label_confidence": 0.5, "pseudo_label_reviews": None, "teacher": "nb-ngrams"}
-STUDENT = {"pseudo_labels": "soft", "distill_variants": 2}
+TEACHER |= {"teacher_ngrams": 3, "teacher_tokens": 300_000}
+STUDENT = {"pseudo_labels": "soft", "distill_variants": 1, "ensemble": True}
 DEFAULTS = {**MODEL, **HEAD, **TEXT, **FIT, **RUN, **PRETRAINING, **TEACHER, **STUDENT}
 # --quick: the same code path on a few hundred reviews, for tests and smoke runs.
 QUICK = {"train_examples": 400, "test_examples": 200, "units": 16, "embedding_dim": 16}
 QUICK |= {"max_tokens": 2000, "max_length": 64, "epochs": 1, "batch_size": 32}
 QUICK |= {"pretrain_reviews": 300, "pretrain_vocabulary": 500, "pseudo_label_reviews": 300}
-TEACHER_QUICK = {"max_tokens": 5000, "epochs": 2}  # the n-gram teacher's (else recipes')
+QUICK |= {"teacher_tokens": 5000}
+TEACHER_QUICK = {"epochs": 2}  # the n-gram teacher's (else recipes')
 SERVE_SIGNATURE_NAME = "serve"
 BACKBONE_ARGS = ("cell", "units", "bidirectional", "embedding_dim", "dropout", "recurrent_dropout")
 HELP = {
@@ -57,6 +60,11 @@ HELP = {
     "pseudo_label_reviews": "unlabelled reviews the teacher scores (default: all 50,000)",
     "teacher": "self-training's teacher: a classifier trained as the default, or a logistic "
     "regression on tf-idf or NB-weighted n-grams (rnn_keras.recipes, as imdb_baseline.py)",
+    "teacher_ngrams": "an n-gram teacher reads words and n-grams up to this length",
+    "teacher_tokens": "an n-gram teacher's vocabulary (the most frequent words and n-grams)",
+    "ensemble": "with an n-gram teacher, export the student and the teacher averaged in logit "
+    "space (rnn_keras.TextEnsemble, the student's weight chosen on validation); else the "
+    "student alone",
     "pseudo_labels": "the student learns the teacher's 0/1 labels, or its probabilities",
     "distill_variants": "self-training: the student also learns the teacher's probability on "
     "this many random variants of each of its reviews (a crop of 50-100%% of the words, "
@@ -137,7 +145,8 @@ def compile_classifier(args, classifier, steps_per_epoch):
 
 
 def self_training_data(args, run_dir, preprocessor, labelled, validation, steps, fit):
-    """(the student's texts and labels, the record): rnn_keras.recipes.self_training_data."""
+    """(the student's texts and labels, the record, the teacher):
+    rnn_keras.recipes.self_training_data."""
     from rnn_keras.imdb_reviews import load_split
     from rnn_keras.recipes import self_training_data
 
@@ -158,8 +167,68 @@ def self_training_data(args, run_dir, preprocessor, labelled, validation, steps,
         seed=args.seed,
         batch_size=args.batch_size,
         verbose=2 if args.quick else "auto",
+        ngrams=args.teacher_ngrams,
+        max_tokens=args.teacher_tokens,
         **(TEACHER_QUICK if args.quick else {}),
     )
+
+
+def ensemble_with_teacher(args, run_dir, classifier, teacher, validation):
+    """(the served `TextEnsemble` of the student and its n-gram teacher, the record): the
+    student's weight is the most accurate on validation (`rnn_keras.ensembles`)."""
+    import numpy as np
+
+    import rnn_keras
+    from rnn_keras import ensembles, recipes
+    from rnn_keras.text import score_texts
+
+    texts, labels = validation
+    student = score_texts(classifier, classifier.preprocessor.tokenizer, texts, args.batch_size)
+    teacher_probabilities = recipes.predict_texts(teacher, texts)
+    curve = ensembles.mixing_curve(student, teacher_probabilities, labels)
+    weight = ensembles.mixing_weight(curve)
+    ensembles.plot_mixing_curve(
+        curve,
+        Path(run_dir) / "ensemble_weight.png",
+        "the recurrent student",
+        "its n-gram teacher",
+        chosen=weight,
+    )
+    teacher.name = "ngram_teacher"
+    served = rnn_keras.TextEnsemble([classifier, teacher], [weight, 1 - weight], name="imdb")
+    chosen = next(point for point in curve if point["weight"] == weight)
+    print(
+        f"ensemble: the student's weight {weight:.2f}, validation accuracy "
+        f"{chosen['accuracy']:.4f} (student {np.mean((student >= 0.5) == labels):.4f}, "
+        f"teacher {np.mean((teacher_probabilities >= 0.5) == labels):.4f})"
+    )
+    return served, {
+        "student_weight": weight,
+        "validation_accuracy": chosen["accuracy"],
+        "validation_curve": curve,
+    }
+
+
+def ensemble_test(args, classifier, teacher, mixing, texts, labels):
+    """The test accuracy and loss of the student, the teacher and their mixture."""
+    from rnn_keras import ensembles, recipes
+    from rnn_keras.text import score_texts
+
+    student = score_texts(classifier, classifier.preprocessor.tokenizer, texts, args.batch_size)
+    teacher_probabilities = recipes.predict_texts(teacher, texts)
+    figures = {}
+    for name, weight in (
+        ("student", 1.0),
+        ("teacher", 0.0),
+        ("ensemble", mixing["student_weight"]),
+    ):
+        (point,) = ensembles.mixing_curve(student, teacher_probabilities, labels, weights=[weight])
+        figures |= {f"{name}_accuracy": point["accuracy"], f"{name}_loss": point["loss"]}
+    print(
+        "test accuracy: student {student_accuracy:.4f}, teacher {teacher_accuracy:.4f}, "
+        "ensemble {ensemble_accuracy:.4f}".format(**figures)
+    )
+    return figures
 
 
 def train(argv):
@@ -199,9 +268,9 @@ def train(argv):
     def fit(model, phase=""):
         return common.fit(model, args, run_dir, train_ds, val_ds, "val_accuracy", "max", phase)
 
-    self_training, extra_seconds = None, 0.0
+    self_training, teacher, extra_seconds = None, None, 0.0
     if args.pseudo_label_confidence:
-        student_data, self_training = self_training_data(
+        student_data, self_training, teacher = self_training_data(
             args, run_dir, preprocessor, labelled, validation, len(train_ds), fit
         )
         train_ds = batches(student_data, args.seed)
@@ -227,15 +296,12 @@ def train(argv):
         pretraining["reviews"] = len(texts)
     compile_classifier(args, classifier, len(train_ds))
     classifier.summary(print_fn=lambda line, **_: print(line))
-    history, train_seconds = fit(classifier, "_student" if self_training else "")
+    phase = "student" if self_training else "classifier"
+    record = recipes.train_once(  # a finished student is loaded, not trained again
+        classifier, lambda: fit(classifier, f"_{phase}"), run_dir=run_dir, name=phase
+    )
+    history, train_seconds = SimpleNamespace(history=record["history"]), record["seconds"]
     pretrain_seconds = pretraining["seconds"] if pretraining else 0.0
-    test_loss = test_accuracy = None
-    if not args.skip_test:
-        test_ds = batches((test_texts, test_labels))
-        test_loss, test_accuracy = distribute.evaluate(classifier, test_ds)
-        print(
-            f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test_texts)} reviews)"
-        )
     total_train_seconds = pretrain_seconds + extra_seconds + train_seconds
     best_val = max(history.history["val_accuracy"])
     print(
@@ -243,11 +309,31 @@ def train(argv):
         f"teacher and pseudo-labelling {extra_seconds / 60:.1f}, classifier "
         f"{train_seconds / 60:.1f}); best validation accuracy {best_val:.4f}"
     )
+    served, mixing = classifier, None
+    if args.ensemble and isinstance(teacher, keras.Model) and teacher is not classifier:
+        served, mixing = ensemble_with_teacher(args, run_dir, classifier, teacher, validation)
 
-    exports = common.export_task(classifier, export_dir, "imdb")
+    test_loss = test_accuracy = None
+    if not args.skip_test:  # the test split's one read, after every choice is made
+        if mixing is None:
+            test_ds = batches((test_texts, test_labels))
+            test_loss, test_accuracy = distribute.evaluate(classifier, test_ds)
+        else:
+            mixing["test"] = ensemble_test(
+                args, classifier, teacher, mixing, test_texts, test_labels
+            )
+            test_accuracy = mixing["test"]["ensemble_accuracy"]
+            test_loss = mixing["test"]["ensemble_loss"]
+        print(
+            f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test_texts)} reviews)"
+        )
+
+    exports = common.export_task(served, export_dir, "imdb")
     metrics = {
         "test_accuracy": None if test_accuracy is None else float(test_accuracy),
         "test_loss": None if test_loss is None else float(test_loss),
+        "served_model": type(served).__name__,
+        "ensemble": mixing,
         "test_reviews": None if args.skip_test else len(test_texts),
         "train_reviews": len(labelled[0]),
         "validation_reviews": len(validation[0]),
@@ -260,6 +346,7 @@ def train(argv):
         "self_training": self_training,
         "total_seconds": round(time.time() - started, 1),
         "parameters": int(classifier.count_params()),
+        "served_parameters": int(served.count_params()),
         "exported_to": str(export_dir),
         "tensorflow_dataset": "imdb_reviews/plain_text (tensorflow-datasets)",
     }

@@ -3,6 +3,7 @@
 from rnn_keras import benchmarking, datasets, diagnostics, export, piano_rolls, spoken_digits
 from rnn_keras.audio import LogMelFrontEnd
 from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
+from rnn_keras.ensembles import TextEnsemble
 from rnn_keras.layers import GRU, LAYERS, LSTM, SimpleRNN, fused_unavailable_reason, get_layer
 from rnn_keras.models import (
     LanguageModel,
@@ -61,6 +62,7 @@ __all__ = [
     "LogMelFrontEnd",
     "SequenceAccuracy",
     "SpeechRecognizer",
+    "TextEnsemble",
     "FrameNLL",
     "NatsPerFrame",
     "NoteByNote",

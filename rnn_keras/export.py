@@ -23,6 +23,11 @@ process that has neither rnn_keras nor Keras. Its endpoints, by preprocessor:
   - `step(ids: int32 [None], state: float32 [None, S])` -> `{"logits", "state"}`;
   - `vocabulary()` -> string `[V]`: the token of each id.
 
+A `TextEnsemble` (binary text classifiers averaged in logit space) gets
+  `serve(text: tf.string [None])` -> float32 `[None]`, the ensemble's
+  probability, and `serve_members(text)` -> `{member name: float32 [None]}`,
+  each member's own.
+
 A `SpeechRecognizer` (no preprocessor: its inputs are raw audio) gets
   `transcribe(waveforms: float32 [None, None], lengths: int32 [None])` -> string
   `[None]`: greedy CTC transcripts, tokens joined by the task's separator (the
@@ -54,10 +59,14 @@ __all__ = ["export_task", "save_model", "to_litert"]
 
 def export_task(task, path):
     """Writes `task`'s serving SavedModel to `path` (see the module docstring)."""
-    from rnn_keras import music, preprocessors, speech
+    from rnn_keras import ensembles, music, preprocessors, speech
 
-    preprocessor = task.preprocessor
+    preprocessor = getattr(task, "preprocessor", None)
     archive = keras.export.ExportArchive()
+    if isinstance(task, ensembles.TextEnsemble):
+        _add_ensemble_endpoints(archive, task)  # tracks the members (the ensemble has no graph)
+        archive.write_out(str(path), verbose=False)
+        return
     archive.track(task)
     if isinstance(task, music.PolyphonicModel):
         _add_roll_endpoints(archive, task)
@@ -95,6 +104,24 @@ def _add_text_endpoint(archive, task, preprocessor):
         lambda text: _outputs(task, preprocessor.token_ids(text)),
         input_signature=[tf.TensorSpec([None], tf.string, name="text")],
     )
+
+
+def _add_ensemble_endpoints(archive, ensemble):
+    import tensorflow as tf
+
+    for member in ensemble.members:
+        archive.track(member)
+        if getattr(member, "preprocessor", None) is not None:
+            archive.track(member.preprocessor)
+    signature = [tf.TensorSpec([None], tf.string, name="text")]
+    archive.add_endpoint(
+        "serve", lambda text: ensemble(text, training=False)[:, 0], input_signature=signature
+    )
+
+    def serve_members(text):
+        return {member.name: ensemble._member_output(member, text) for member in ensemble.members}
+
+    archive.add_endpoint("serve_members", serve_members, input_signature=signature)
 
 
 def _add_window_endpoint(archive, task, preprocessor):

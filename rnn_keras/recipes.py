@@ -71,7 +71,7 @@ def ngram_classifier(texts, labels=None, *, max_tokens=100_000, ngrams=2):
     import keras
     import tensorflow as tf
 
-    from rnn_keras.text import ReviewStandardizer
+    from rnn_keras.text import FeatureWeights, ReviewStandardizer
 
     vectorizer = keras.layers.TextVectorization(
         max_tokens=max_tokens,
@@ -90,7 +90,7 @@ def ngram_classifier(texts, labels=None, *, max_tokens=100_000, ngrams=2):
             for label in (0, 1):
                 counts[label] += present[batch_labels.numpy() == label].sum(axis=0)
         ratio = np.log(counts[1] / counts[1].sum()) - np.log(counts[0] / counts[0].sum())
-        features = keras.ops.multiply(features, ratio.astype("float32"))
+        features = FeatureWeights(len(ratio), ratio.astype("float32"), name="nb_ratios")(features)
     probability = keras.layers.Dense(1, activation="sigmoid", name="logistic")(features)
     return keras.Model(text, probability, name="ngram_baseline")
 
@@ -299,7 +299,7 @@ def self_training_data(
     verbose="auto",
     **ngram_kwargs,
 ):
-    """Self-training and distillation: ((texts, labels) for the student, record).
+    """Self-training and distillation: ((texts, labels) for the student, record, teacher).
 
     The teacher is trained once per run folder: `teacher` "ngrams" or "nb-ngrams"
     is `ngram_teacher` with tf-idf or NBSVM features (`ngram_kwargs` are
@@ -326,6 +326,7 @@ def self_training_data(
             return predict_texts(model, texts)
 
     else:
+        model = teacher
         record = train_once(teacher, fit_teacher, run_dir=run_dir, label="rnn")
 
         def score(texts):
@@ -343,7 +344,7 @@ def self_training_data(
     )
     records = {"teacher": record, **records}
     records["seconds"] = sum((step or {}).get("seconds", 0.0) for step in records.values())
-    return data, records
+    return data, records, model
 
 
 def optimizer(learning_rate=1e-3, *, clipnorm=1.0, weight_decay=0.0, decay_steps=None):

@@ -9,7 +9,7 @@ are traced into its graph.
 import keras
 import tensorflow as tf
 
-__all__ = ["ReviewStandardizer", "length_bucketed_batches", "score_texts"]
+__all__ = ["FeatureWeights", "ReviewStandardizer", "length_bucketed_batches", "score_texts"]
 
 # Keras's default punctuation set (TextVectorization's DEFAULT_STRIP_REGEX) minus the
 # apostrophe, which is removed rather than replaced, so "don't" stays one token.
@@ -64,6 +64,56 @@ class ReviewStandardizer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+class FeatureWeights(keras.layers.Layer):
+    """Multiplies each of the last axis's `size` features by a fixed weight: y_i = r_i x_i.
+
+    The weights are a non-trainable variable, so they are saved with the model's
+    weights (not in its config) and a `.keras` file or SavedModel holds them. An
+    NBSVM model (`rnn_keras.recipes.ngram_classifier`) weights each n-gram's
+    presence by its naive-Bayes log-count ratio this way.
+
+    Args:
+        size: the number of features.
+        weights: their initial values, `(size,)` (None: ones; a loaded model
+            gets them from its weights file).
+        **kwargs: `name`, `dtype`.
+    """
+
+    def __init__(self, size, weights=None, **kwargs):
+        super().__init__(**kwargs)
+        if int(size) < 1:
+            raise ValueError(f"FeatureWeights: `size` must be >= 1. Received: size={size}")
+        self.size = int(size)
+        if weights is not None and tuple(getattr(weights, "shape", ())) != (self.size,):
+            raise ValueError(
+                f"FeatureWeights: `weights` must have shape ({self.size},). "
+                f"Received: shape={getattr(weights, 'shape', None)}"
+            )
+        self._initial = weights
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and input_shape[-1] != self.size:
+            raise ValueError(
+                f"FeatureWeights: expected inputs with {self.size} features on the last axis. "
+                f"Received: input_shape={input_shape}"
+            )
+        self.feature_weights = self.add_weight(
+            shape=(self.size,), initializer="ones", trainable=False, name="feature_weights"
+        )
+        if self._initial is not None:
+            self.feature_weights.assign(keras.ops.convert_to_tensor(self._initial, self.dtype))
+
+    def call(self, inputs):
+        return inputs * keras.ops.cast(self.feature_weights, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
 
 
 def length_bucketed_batches(
