@@ -55,11 +55,13 @@ def text_batches(texts, labels, batch_size, seed=None):
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def ngram_classifier(texts, labels=None, *, max_tokens=100_000, ngrams=2):
+def ngram_classifier(texts, labels=None, *, max_tokens=100_000, ngrams=2, max_chars=30_000):
     """Raw strings `(batch,)` -> probability positive `(batch, 1)`: logistic regression on n-grams.
 
     A `TextVectorization` of words and n-grams up to `ngrams` (the `max_tokens`
-    most frequent in `texts`, standardized by `ReviewStandardizer`) feeds one
+    most frequent in `texts`, standardized by `ReviewStandardizer`, which reads
+    the first `max_chars` bytes of a text: all of any IMDB review, at most 14,282
+    bytes, while a huge input costs no more than that) feeds one
     `Dense(1, activation="sigmoid")`. Without `labels`: tf-idf features. With
     the training `labels` (0/1): NBSVM features (Wang & Manning 2012), each
     n-gram's presence x_i in {0, 1} times its naive-Bayes log-count ratio
@@ -75,7 +77,7 @@ def ngram_classifier(texts, labels=None, *, max_tokens=100_000, ngrams=2):
 
     vectorizer = keras.layers.TextVectorization(
         max_tokens=max_tokens,
-        standardize=ReviewStandardizer(),
+        standardize=ReviewStandardizer(max_chars=max_chars),
         ngrams=ngrams,
         output_mode="tf_idf" if labels is None else "multi_hot",
         name="ngrams",
