@@ -8,9 +8,15 @@ A run folder (`--out`, default `runs/imdb-<time>`) gets `config.json`, `metrics.
 `learning_curve.png`, TensorBoard logs and checkpoints: a killed run resumes, skipping
 the steps it had finished. Exports go to `--export-dir` (default `saved_models/`; the
 run folder with `--quick`): `imdb/`, a SavedModel whose `serve` maps raw text
-`tf.string [None]` to the probability positive `float32 [None]`, and `imdb.keras`.
-Validation holds out a seeded 10% of the training movies with all their reviews; the
-test split is read once, after training, for the final figure (docs/imdb.md).
+`tf.string [None]` to the probability positive `float32 [None]` (and `serve_members` to
+each member's), and `imdb.keras`.
+
+The default: an NBSVM teacher (words, bigrams and trigrams) labels the unlabelled reviews
+and a variant of every review; a bidirectional-LSTM student learns them; the served model
+is a `rnn_keras.TextEnsemble` of the student and its teacher, the student's weight chosen
+on validation. Validation holds out a seeded 10% of the training movies with all their
+reviews; the test split is read once, after every choice, for the final figures of the
+student, the teacher and the ensemble (docs/imdb.md).
 """
 
 import argparse

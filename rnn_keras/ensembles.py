@@ -13,7 +13,13 @@ with `w` chosen on validation by `mixing_weight`.
 import keras
 import numpy as np
 
-__all__ = ["TextEnsemble", "mixing_curve", "mixing_weight", "plot_mixing_curve"]
+__all__ = [
+    "TextEnsemble",
+    "mixing_curve",
+    "mixing_weight",
+    "plot_mixing_curve",
+    "recurrent_member",
+]
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] before the logit
 
@@ -75,14 +81,14 @@ class TextEnsemble(keras.Model):
     def build_from_config(self, config):
         pass  # built in __init__
 
-    def _member_output(self, member, texts):
+    def _member_output(self, member, texts, training=False):
         preprocessor = getattr(member, "preprocessor", None)
         x = texts if preprocessor is None else preprocessor.token_ids(texts)
-        return keras.ops.reshape(keras.ops.cast(member(x, training=False), "float32"), (-1,))
+        return keras.ops.reshape(keras.ops.cast(member(x, training=training), "float32"), (-1,))
 
     def call(self, inputs, training=False):
         logits = [
-            weight * _logit(self._member_output(member, inputs))
+            weight * _logit(self._member_output(member, inputs, training))
             for member, weight in zip(self.members, self.member_weights, strict=True)
         ]
         return keras.ops.expand_dims(keras.ops.sigmoid(sum(logits)), -1)
@@ -139,6 +145,22 @@ class TextEnsemble(keras.Model):
             "members": [keras.saving.serialize_keras_object(m) for m in self.members],
             "member_weights": self.member_weights,
         }
+
+
+def recurrent_member(model):
+    """The recurrent classifier of `model`: its `SequenceClassifier` member if it is a
+    `TextEnsemble` (which must have exactly one), else `model` itself."""
+    from rnn_keras.models import SequenceClassifier
+
+    if not isinstance(model, TextEnsemble):
+        return model
+    found = [m for m in model.members if isinstance(m, SequenceClassifier)]
+    if len(found) != 1:
+        raise ValueError(
+            "recurrent_member: expected a TextEnsemble with one SequenceClassifier member. "
+            f"Received members: {[type(m).__name__ for m in model.members]}"
+        )
+    return found[0]
 
 
 def mixing_curve(first, second, labels, step=0.05, weights=None):

@@ -106,8 +106,8 @@ class FeatureWeights(keras.layers.Layer):
         if self._initial is not None:
             self.feature_weights.assign(keras.ops.convert_to_tensor(self._initial, self.dtype))
 
-    def call(self, inputs):
-        return inputs * keras.ops.cast(self.feature_weights, inputs.dtype)
+    def call(self, inputs):  # integer features (TextVectorization's counts) become floats
+        return keras.ops.cast(inputs, self.compute_dtype) * self.feature_weights
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -239,6 +239,19 @@ def test_quick_run_writes_its_run_folder(quick_run):
     assert (quick_run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for phase in ("teacher", "student"):  # self-training's two fits, each with its logs
         assert any((quick_run / f"tensorboard_{phase}").rglob("events.out.tfevents.*"))
+    # The served model: the student and its teacher mixed with the weight most accurate on
+    # validation (ties: the lower log loss), then the test split's one read.
+    ensemble = metrics["ensemble"]
+    assert metrics["served_model"] == "TextEnsemble"
+    curve = ensemble["validation_curve"]
+    assert [point["weight"] for point in curve] == pytest.approx(np.linspace(0, 1, 21))
+    best = max(curve, key=lambda point: (point["accuracy"], -point["loss"]))
+    assert ensemble["student_weight"] == best["weight"]
+    assert ensemble["validation_accuracy"] == best["accuracy"]
+    figures = ensemble["test"]
+    assert metrics["test_accuracy"] == figures["ensemble_accuracy"]
+    assert {"student_accuracy", "teacher_accuracy", "ensemble_loss"} <= set(figures)
+    assert (quick_run / "ensemble_weight.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Atomic export leaves no temporary siblings behind.
     assert sorted(p.name for p in (quick_run / "export").iterdir()) == ["imdb", "imdb.keras"]
 
@@ -262,7 +275,9 @@ def test_export_serves_raw_text_without_rnn_keras(quick_run):
 import tensorflow as tf
 loaded = tf.saved_model.load(request["model"])
 out = loaded.serve(tf.constant(request["texts"]))
-response = {"dtype": out.dtype.name, "shape": out.shape.as_list(), "values": out.numpy().tolist()}
+members = loaded.serve_members(tf.constant(request["texts"]))
+response = {"dtype": out.dtype.name, "shape": out.shape.as_list(), "values": out.numpy().tolist(),
+            "members": {name: value.numpy().tolist() for name, value in members.items()}}
 """
     served = run_without_rnn_keras(
         code, {"model": str(quick_run / "export" / "imdb"), "texts": texts}, cwd=quick_run
@@ -272,6 +287,15 @@ response = {"dtype": out.dtype.name, "shape": out.shape.as_list(), "values": out
     model = keras.saving.load_model(quick_run / "export" / "imdb.keras")
     expected = model.predict(np.array(texts, dtype=object), verbose=0).reshape(-1)
     np.testing.assert_allclose(served["values"], expected, rtol=1e-5, atol=1e-6)
+    # serve_members: the recurrent student and the n-gram teacher, each alone.
+    assert sorted(served["members"]) == ["ngram_teacher", "sentiment_classifier"]
+    student = rnn_keras.ensembles.recurrent_member(model)
+    np.testing.assert_allclose(
+        served["members"]["sentiment_classifier"],
+        student.predict(np.array(texts, dtype=object), verbose=0).reshape(-1),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.integration
@@ -384,9 +408,11 @@ def test_committed_keras_file_loads_and_computes_what_the_saved_model_does(tfds_
     texts, _ = imdb_reviews.load_split(tfds_data_dir, "test", 64)
     texts = [*texts, "Dull\x85 and long\u2028 at that.".encode(), "Fine\u2029 film.".encode()]
     model = keras.saving.load_model(REPO_ROOT / "saved_models" / "imdb.keras")
-    assert isinstance(model, rnn_keras.SequenceClassifier)
-    assert isinstance(model.backbone, rnn_keras.RecurrentBackbone)
-    assert isinstance(model.preprocessor, rnn_keras.TextClassifierPreprocessor)
+    assert isinstance(model, rnn_keras.TextEnsemble)
+    student = rnn_keras.ensembles.recurrent_member(model)
+    assert isinstance(student, rnn_keras.SequenceClassifier)
+    assert isinstance(student.backbone, rnn_keras.RecurrentBackbone)
+    assert isinstance(student.preprocessor, rnn_keras.TextClassifierPreprocessor)
     assert getattr(model, "optimizer", None) is None  # saved without optimizer state
     served = tf.saved_model.load(str(COMMITTED_MODEL))
     np.testing.assert_allclose(
