@@ -317,12 +317,15 @@ def save_model(model, path):
     further, compile it again (`task.compile()` picks the task's defaults). An
     Adam state would triple the file (first and second moments of every weight).
     """
-    state = getattr(model, "compiled", False), getattr(model, "optimizer", None)
-    model.compiled, model.optimizer = False, None
+    models = [model, *getattr(model, "members", ())]  # an ensemble's members have their own
+    states = [(m, getattr(m, "compiled", False), getattr(m, "optimizer", None)) for m in models]
+    for m, _, _ in states:
+        m.compiled, m.optimizer = False, None
     try:
         model.save(path)
     finally:
-        model.compiled, model.optimizer = state
+        for m, compiled, optimizer in states:
+            m.compiled, m.optimizer = compiled, optimizer
 
 
 # -- LiteRT (TensorFlow Lite) -------------------------------------------------------------

@@ -1,6 +1,9 @@
 """rnn_keras.TextEnsemble, the NBSVM features' `FeatureWeights` and the mixing-weight choice,
 against NumPy; saved and exported models in fresh processes."""
 
+import zipfile
+
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -176,7 +179,16 @@ def test_export_and_keras_file_round_trip_in_fresh_processes(ensemble, tmp_path)
         np.testing.assert_allclose(values, members[name], rtol=1e-5)
     assert served["empty"] == 0
 
+    rnn = ensemble.members[0]  # a trained member carries its optimizer: not into the file
+    rnn.compile(optimizer="adam", loss="binary_crossentropy")
+    rnn.optimizer.build(rnn.trainable_variables)
     save_model(ensemble, tmp_path / "mix.keras")
+    assert rnn.optimizer is not None  # put back after saving
+    with zipfile.ZipFile(tmp_path / "mix.keras") as archive:
+        with archive.open("model.weights.h5") as weights, h5py.File(weights) as h5:
+            names = []
+            h5.visit(names.append)
+    assert names and not [name for name in names if "optimizer" in name]
     code = (
         "import json, sys, keras, rnn_keras\n"
         f"m = keras.saving.load_model({str(tmp_path / 'mix.keras')!r})\n"

@@ -369,13 +369,15 @@ import numpy as np
 import tensorflow as tf
 
 loaded = tf.saved_model.load(request["model"])
-probabilities = np.concatenate([
-    loaded.serve(tf.constant(request["texts"][i : i + 250])).numpy()
-    for i in range(0, len(request["texts"]), 250)
-])
-predictions = (probabilities > 0.5).astype(int)
-response = {"accuracy": float(np.mean(predictions == np.array(request["labels"]))),
-            "count": int(len(predictions))}
+batches = [tf.constant(request["texts"][i : i + 250]) for i in range(0, len(request["texts"]), 250)]
+served = np.concatenate([loaded.serve(batch).numpy() for batch in batches])
+lstm = np.concatenate(
+    [loaded.serve_members(batch)["sentiment_classifier"].numpy() for batch in batches]
+)
+labels = np.array(request["labels"])
+response = {"accuracy": float(np.mean((served > 0.5) == labels)),
+            "lstm_accuracy": float(np.mean((lstm > 0.5) == labels)),
+            "count": int(len(served))}
 """
 
 
@@ -392,7 +394,8 @@ def test_committed_model_scores_the_first_2000_test_reviews(tfds_data_dir, tmp_p
         cwd=tmp_path,
     )
     assert served["count"] == 2000
-    assert served["accuracy"] >= 0.90, served  # 90.75% measured for the committed model
+    # Measured for the committed model: 91.80% served, its LSTM member alone 91.05%.
+    assert served["accuracy"] >= 0.915 and served["lstm_accuracy"] >= 0.905, served
 
 
 @pytest.mark.integration
