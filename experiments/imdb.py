@@ -78,7 +78,8 @@ HELP = {
 }
 CHOICES = {"cell": ["simple", "lstm", "gru"], "pooling": ["last", "mean", "max"]}
 CHOICES |= {"lr_schedule": ["constant", "cosine"], "pseudo_labels": ["hard", "soft"]}
-CHOICES |= {"teacher": ["rnn", "ngrams", "nb-ngrams"]}
+NGRAM_TEACHERS = ("ngrams", "nb-ngrams")
+CHOICES |= {"teacher": ["rnn", *NGRAM_TEACHERS]}
 
 
 def parse_train_args(argv):
@@ -316,7 +317,7 @@ def train(argv):
         f"{train_seconds / 60:.1f}); best validation accuracy {best_val:.4f}"
     )
     served, mixing = classifier, None
-    if args.ensemble and isinstance(teacher, keras.Model) and teacher is not classifier:
+    if args.ensemble and args.teacher in NGRAM_TEACHERS and self_training:  # not an RNN's
         served, mixing = ensemble_with_teacher(args, run_dir, classifier, teacher, validation)
 
     test_loss = test_accuracy = None

@@ -154,6 +154,8 @@ def test_quick_run_with_self_training_and_its_resume(tmp_path, tfds_data_dir):
     again = run_quick(tmp_path, tfds_data_dir, *flags)
     assert again["self_training"] == record
     assert 0.0 <= again["test_accuracy"] <= 1.0
+    # Only an n-gram teacher is mixed into the served model; a recurrent one is not.
+    assert again["served_model"] == "SequenceClassifier" and again["ensemble"] is None
 
 
 def test_text_variants_are_masked_crops_of_at_least_half_the_words():
