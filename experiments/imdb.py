@@ -303,9 +303,12 @@ def train(argv):
         pretraining["reviews"] = len(texts)
     compile_classifier(args, classifier, len(train_ds))
     classifier.summary(print_fn=lambda line, **_: print(line))
-    phase = "student" if self_training else "classifier"
-    record = recipes.train_once(  # a finished student is loaded, not trained again
-        classifier, lambda: fit(classifier, f"_{phase}"), run_dir=run_dir, name=phase
+    phase = "_student" if self_training else ""  # the fit's backup and history files
+    record = recipes.train_once(  # a finished classifier is loaded, not trained again
+        classifier,
+        lambda: fit(classifier, phase),
+        run_dir=run_dir,
+        name="student" if self_training else "classifier",
     )
     history, train_seconds = SimpleNamespace(history=record["history"]), record["seconds"]
     pretrain_seconds = pretraining["seconds"] if pretraining else 0.0

@@ -218,7 +218,8 @@ def test_two_workers_run_the_default_to_completion(multi_worker_complete):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs_run"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
     assert metrics["self_training"]["teacher"]["model"] == "nb-ngrams"
-    assert metrics["self_training"]["variants"]["copies"] == 2
+    assert metrics["self_training"]["variants"]["copies"] == 1
+    assert metrics["served_model"] == "TextEnsemble"  # the student and its n-gram teacher
     for output in outputs:  # the teacher's two epochs, then the student's one
         assert "Epoch 2/2" in output and "ran out of data" not in output
         assert "weights after training: sha256" in output
