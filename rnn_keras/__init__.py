@@ -1,6 +1,7 @@
 """rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers, and models on them."""
 
 from rnn_keras import benchmarking, datasets, diagnostics, export, piano_rolls, spoken_digits
+from rnn_keras.attention import SequenceAttention
 from rnn_keras.audio import LogMelFrontEnd
 from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
 from rnn_keras.ensembles import TextEnsemble
@@ -61,6 +62,7 @@ __all__ = [
     "CTCLoss",
     "LogMelFrontEnd",
     "SequenceAccuracy",
+    "SequenceAttention",
     "SpeechRecognizer",
     "TextEnsemble",
     "FrameNLL",
