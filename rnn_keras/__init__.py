@@ -1,7 +1,7 @@
 """rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers, and models on them."""
 
 from rnn_keras import benchmarking, datasets, diagnostics, export, piano_rolls, spoken_digits
-from rnn_keras.attention import SequenceAttention
+from rnn_keras.attention import AttentionDecoder, SequenceAttention
 from rnn_keras.audio import LogMelFrontEnd
 from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
 from rnn_keras.ensembles import TextEnsemble
@@ -30,6 +30,7 @@ from rnn_keras.text import ReviewStandardizer
 __version__ = "0.3.0"
 
 __all__ = [
+    "AttentionDecoder",
     "CELLS",
     "CyclicalEncoding",
     "FeatureWindowPreprocessor",

@@ -12,7 +12,7 @@ state and a (bidirectional) encoder output of other widths can be compared.
 import keras
 from keras import ops
 
-__all__ = ["SCORES", "SequenceAttention"]
+__all__ = ["SCORES", "AttentionDecoder", "SequenceAttention"]
 
 SCORES = ("additive", "general", "dot")
 _MASKED = -1e9  # the score of a padded source position: exp(-1e9 - max) is 0 in float32
@@ -156,4 +156,129 @@ class SequenceAttention(keras.layers.Layer):
             "units": self.units,
             "use_bias": self.use_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+class AttentionDecoder(keras.layers.Layer):
+    """Luong et al. (2015)'s attentional decoder, with input feeding, over an rnn_keras cell:
+
+        x'_t = [x_t; h~_{t-1}]              (input feeding; x'_t = x_t without it)
+        h_t, s_t = cell(x'_t, s_{t-1})      (s: the cell's states, h_t its output)
+        c_t, a_t = attention(h_t, memory)   (a_t: weights over the source, 0 where masked)
+        h~_t = tanh(W_c [c_t; h_t])         (the attentional vector, `units` wide)
+
+    with h~_0 = 0. Teacher forcing: `call` runs every step of a target sequence
+    (x_t the embedding of the previous target token); `step` runs one, for
+    greedy and beam search.
+
+    Args:
+        cell: an rnn_keras (or Keras) RNN cell, e.g. `rnn_keras.LSTMCell(256)`.
+        attention: a `SequenceAttention`.
+        units: the width of h~ (default: the cell's).
+        input_feeding: whether h~_{t-1} joins the next input.
+        **kwargs: `name`, `dtype`.
+
+    Call arguments:
+        inputs: `(batch, steps, input_dim)`.
+        memory: the encoder's outputs, `(batch, source_steps, memory_dim)`.
+        memory_mask: boolean `(batch, source_steps)` (default: the memory's Keras mask).
+        initial_state: the cell's states (a list; default zeros), e.g. from the encoder.
+        training: passed to the cell.
+
+    Returns:
+        `(attentional, weights, state)`: h~ `(batch, steps, units)`, the attention
+        weights `(batch, steps, source_steps)` and the final state (the cell's
+        states, then h~), which `step` continues from.
+    """
+
+    def __init__(self, cell, attention, units=None, input_feeding=True, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(cell, dict):
+            cell = keras.saving.deserialize_keras_object(cell)
+        if isinstance(attention, dict):
+            attention = keras.saving.deserialize_keras_object(attention)
+        if not isinstance(attention, SequenceAttention):
+            raise ValueError(
+                "AttentionDecoder: `attention` must be an rnn_keras.SequenceAttention. "
+                f"Received: attention={attention!r}"
+            )
+        self.cell = cell
+        self.attention = attention
+        self.units = units or cell.output_size
+        self.input_feeding = input_feeding
+        self.combine = keras.layers.Dense(
+            self.units, activation="tanh", use_bias=False, name="attentional"
+        )
+        self.supports_masking = True
+
+    @property
+    def _state_sizes(self):
+        sizes = self.cell.state_size
+        return list(sizes) if isinstance(sizes, list | tuple) else [sizes]
+
+    def build(self, inputs_shape, memory_shape):
+        input_dim = inputs_shape[-1] + (self.units if self.input_feeding else 0)
+        batch = inputs_shape[0]
+        sublayers = (  # a loaded decoder's cell and attention come built from their configs
+            (self.cell, [(batch, input_dim)]),
+            (self.attention, [(batch, self.cell.output_size), memory_shape]),
+            (self.combine, [(batch, memory_shape[-1] + self.cell.output_size)]),
+        )
+        for layer, shapes in sublayers:
+            if not layer.built:
+                layer.build(*shapes)
+
+    def initial_state(self, batch_size):
+        """Zeros: the cell's states, then h~_0."""
+        sizes = [*self._state_sizes, self.units]
+        return [ops.zeros((batch_size, size), self.compute_dtype) for size in sizes]
+
+    def step(self, inputs, state, memory, memory_mask=None, training=False):
+        """One step: `inputs` `(batch, input_dim)`, `state` as `call` returns it ->
+        `(h~ (batch, units), weights (batch, source_steps), new state)`."""
+        *cell_state, attentional = state
+        if self.input_feeding:
+            inputs = ops.concatenate([inputs, attentional], axis=-1)
+        output, cell_state = self.cell(inputs, cell_state, training=training)
+        cell_state = list(cell_state) if isinstance(cell_state, list | tuple) else [cell_state]
+        context, weights = self.attention(output, memory, memory_mask=memory_mask)
+        attentional = self.combine(ops.concatenate([context, output], axis=-1))
+        return attentional, weights, [*cell_state, attentional]
+
+    def call(self, inputs, memory, memory_mask=None, initial_state=None, training=False, mask=None):
+        if memory_mask is None and isinstance(mask, list | tuple) and len(mask) == 2:
+            memory_mask = mask[1]
+        batch_size = ops.shape(inputs)[0]
+        state = self.initial_state(batch_size)
+        if initial_state is not None:
+            state = [*list(initial_state), state[-1]]
+
+        # Keras's TensorFlow scan stacks outputs shaped as the carry, so the carry also holds
+        # the step's attention weights and the outputs are the carries of every step.
+        weights = ops.zeros((batch_size, ops.shape(memory)[1]), self.compute_dtype)
+
+        def body(carry, x_t):
+            _, weights, state = self.step(x_t, carry[:-1], memory, memory_mask, training)
+            carry = [*state, ops.cast(weights, self.compute_dtype)]
+            return carry, carry
+
+        carry, steps = ops.scan(body, [*state, weights], ops.transpose(inputs, (1, 0, 2)))
+        attentional, weights = steps[-2], steps[-1]
+        return (
+            ops.transpose(attentional, (1, 0, 2)),
+            ops.transpose(weights, (1, 0, 2)),
+            carry[:-1],
+        )
+
+    def compute_mask(self, inputs, memory, memory_mask=None, initial_state=None, mask=None):
+        return None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "cell": keras.saving.serialize_keras_object(self.cell),
+            "attention": keras.saving.serialize_keras_object(self.attention),
+            "units": self.units,
+            "input_feeding": self.input_feeding,
         }

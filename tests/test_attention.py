@@ -131,3 +131,84 @@ def test_bad_arguments_are_refused():
         SequenceAttention("dot")(np.ones((1, 2, 3), "float32"), np.ones((1, 4, 5), "float32"))
     with pytest.raises(ValueError, match=r"expected a query \(batch, \[steps,\] width\)"):
         SequenceAttention("dot")(np.ones((3,), "float32"), np.ones((1, 4, 3), "float32"))
+
+
+def decoder_reference(decoder, inputs, memory, mask):
+    """The decoder in NumPy, one sentence and one step at a time (LSTM from tests/reference)."""
+    from reference import lstm
+
+    kernel, recurrent_kernel, bias = (w.numpy().astype("float64") for w in decoder.cell.weights)
+    w_att = decoder.attention.kernel.numpy().astype("float64")
+    w_c = decoder.combine.kernel.numpy().astype("float64")
+    units, cell_units = decoder.units, recurrent_kernel.shape[0]
+    outputs, all_weights = [], []
+    for b in range(inputs.shape[0]):
+        h, c, tilde = np.zeros(cell_units), np.zeros(cell_units), np.zeros(units)
+        real = memory[b][mask[b]]
+        rows, weight_rows = [], []
+        for x_t in inputs[b]:
+            x = np.concatenate([x_t, tilde]) if decoder.input_feeding else x_t
+            hs, cs = lstm(x[None], kernel, recurrent_kernel, bias, h0=h, c0=c)
+            h, c = hs[0], cs[0]
+            scores = real @ (w_att.T @ h)  # e_s = h^T W k_s
+            a = np.exp(scores - scores.max())
+            a /= a.sum()
+            context = a @ real
+            tilde = np.tanh(np.concatenate([context, h]) @ w_c)
+            rows.append(tilde)
+            full = np.zeros(memory.shape[1])
+            full[mask[b]] = a
+            weight_rows.append(full)
+        outputs.append(rows)
+        all_weights.append(weight_rows)
+    return np.array(outputs), np.array(all_weights)
+
+
+@pytest.mark.parametrize("input_feeding", [True, False])
+def test_decoder_against_numpy_and_step_by_step(input_feeding):
+    decoder = rnn_keras.attention.AttentionDecoder(
+        rnn_keras.LSTMCell(4), SequenceAttention("general"), units=3, input_feeding=input_feeding
+    )
+    inputs = RNG.normal(size=(2, 5, 2)).astype("float32")
+    memory = RNG.normal(size=(2, 6, MEMORY_DIM)).astype("float32")
+    mask = np.array([[1] * 6, [1] * 2 + [0] * 4], bool)
+    decoder(inputs, memory, memory_mask=mask)  # builds
+    for weight in decoder.weights:
+        weight.assign(RNG.normal(scale=0.7, size=weight.shape).astype("float32"))
+    attentional, weights, state = decoder(inputs, memory, memory_mask=mask)
+    want, want_weights = decoder_reference(decoder, inputs.astype("float64"), memory, mask)
+    np.testing.assert_allclose(attentional, want, atol=1e-5)
+    np.testing.assert_allclose(weights, want_weights, atol=1e-5)
+    assert [tuple(s.shape) for s in state] == [(2, 4), (2, 4), (2, 3)]
+    np.testing.assert_allclose(state[-1], want[:, -1], atol=1e-5)
+    # step() from the initial state, one target position at a time, gives the same.
+    carry = decoder.initial_state(2)
+    for t in range(5):
+        out, step_weights, carry = decoder.step(inputs[:, t], carry, memory, mask)
+        np.testing.assert_allclose(out, want[:, t], atol=1e-5)
+        np.testing.assert_allclose(step_weights, want_weights[:, t], atol=1e-5)
+
+
+def test_decoder_trains_with_fit_and_is_saved(tmp_path):
+    source = keras.Input((None,), dtype="int32")
+    target = keras.Input((None,), dtype="int32")
+    memory = keras.layers.Embedding(12, 8, mask_zero=True)(source)
+    embedded = keras.layers.Embedding(12, 5)(target)
+    decoder = rnn_keras.attention.AttentionDecoder(
+        rnn_keras.LSTMCell(6), SequenceAttention("additive", units=4), name="decoder"
+    )
+    attentional, _, _ = decoder(embedded, memory)
+    logits = keras.layers.Dense(12)(attentional)
+    model = keras.Model([source, target], logits)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids = RNG.integers(1, 12, size=(16, 7)).astype("int32")
+    ids[:8, 5:] = 0  # padded sources
+    previous = np.concatenate([np.ones((16, 1), "int32"), ids[:, :-1]], axis=1)
+    history = model.fit([ids, previous], ids, epochs=5, batch_size=8, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    before = model.predict([ids, previous], verbose=0)
+    model.save(tmp_path / "seq2seq.keras")
+    loaded = keras.saving.load_model(tmp_path / "seq2seq.keras")
+    np.testing.assert_allclose(loaded.predict([ids, previous], verbose=0), before, atol=1e-5)
+    config = loaded.get_layer("decoder").get_config()
+    assert config["input_feeding"] is True and config["units"] == 6
