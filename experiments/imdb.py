@@ -180,18 +180,27 @@ def self_training_data(args, run_dir, preprocessor, labelled, validation, steps,
     )
 
 
+def member_scores(args, classifier, teacher, texts):
+    """The student's and the teacher's probabilities for `texts`; the student's through
+    length-bucketed batches (`TextEnsemble.member_probabilities` pads each batch to its
+    longest review, about 3x the recurrent steps on IMDB)."""
+    from rnn_keras import recipes
+    from rnn_keras.text import score_texts
+
+    student = score_texts(classifier, classifier.preprocessor.tokenizer, texts, args.batch_size)
+    return student, recipes.predict_texts(teacher, texts)
+
+
 def ensemble_with_teacher(args, run_dir, classifier, teacher, validation):
     """(the served `TextEnsemble` of the student and its n-gram teacher, the record): the
     student's weight is the most accurate on validation (`rnn_keras.ensembles`)."""
     import numpy as np
 
     import rnn_keras
-    from rnn_keras import ensembles, recipes
-    from rnn_keras.text import score_texts
+    from rnn_keras import ensembles
 
     texts, labels = validation
-    student = score_texts(classifier, classifier.preprocessor.tokenizer, texts, args.batch_size)
-    teacher_probabilities = recipes.predict_texts(teacher, texts)
+    student, teacher_probabilities = member_scores(args, classifier, teacher, texts)
     curve = ensembles.mixing_curve(student, teacher_probabilities, labels)
     weight = ensembles.mixing_weight(curve)
     ensembles.plot_mixing_curve(
@@ -218,11 +227,9 @@ def ensemble_with_teacher(args, run_dir, classifier, teacher, validation):
 
 def ensemble_test(args, classifier, teacher, mixing, texts, labels):
     """The test accuracy and loss of the student, the teacher and their mixture."""
-    from rnn_keras import ensembles, recipes
-    from rnn_keras.text import score_texts
+    from rnn_keras import ensembles
 
-    student = score_texts(classifier, classifier.preprocessor.tokenizer, texts, args.batch_size)
-    teacher_probabilities = recipes.predict_texts(teacher, texts)
+    student, teacher_probabilities = member_scores(args, classifier, teacher, texts)
     figures = {}
     for name, weight in (
         ("student", 1.0),

@@ -105,19 +105,24 @@ class SequenceAttention(keras.layers.Layer):
                 shape=(query_dim, memory_dim), initializer=initializer, name="kernel"
             )
 
-    def scores(self, query, memory):
+    def keys(self, memory):
+        """What the score reads of the memory, once per source: W_k k_s for the additive
+        score, the memory itself for the others. A decoder computes it before its loop."""
+        return ops.matmul(memory, self.memory_kernel) if self.score == "additive" else memory
+
+    def scores(self, query, keys):
         """Unnormalised scores e, `(batch, steps, source_steps)` for a query
-        `(batch, steps, query_dim)`."""
+        `(batch, steps, query_dim)` and the memory's `keys`."""
         if self.score == "additive":
             q = ops.matmul(query, self.query_kernel)[:, :, None, :]  # (B, T, 1, U)
-            k = ops.matmul(memory, self.memory_kernel)[:, None, :, :]  # (B, 1, S, U)
-            hidden = q + k if self.bias is None else q + k + self.bias
+            hidden = q + keys[:, None, :, :]  # (B, T, S, U)
+            hidden = hidden if self.bias is None else hidden + self.bias
             return ops.sum(ops.tanh(hidden) * self.score_vector, axis=-1)
         if self.score == "general":
             query = ops.matmul(query, self.kernel)
-        return ops.matmul(query, ops.transpose(memory, (0, 2, 1)))
+        return ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
 
-    def call(self, query, memory, memory_mask=None, mask=None):
+    def call(self, query, memory, memory_mask=None, keys=None, mask=None):
         if memory_mask is None and isinstance(mask, list | tuple) and len(mask) == 2:
             memory_mask = mask[1]
         if len(query.shape) not in (2, 3) or len(memory.shape) != 3:
@@ -129,7 +134,8 @@ class SequenceAttention(keras.layers.Layer):
         single_step = len(query.shape) == 2
         if single_step:
             query = query[:, None, :]
-        scores = ops.cast(self.scores(query, memory), "float32")  # softmax in float32
+        keys = self.keys(memory) if keys is None else keys
+        scores = ops.cast(self.scores(query, keys), "float32")  # softmax in float32
         if memory_mask is not None:
             real = ops.cast(memory_mask, "bool")[:, None, :]
             scores = ops.where(real, scores, _MASKED)
@@ -142,7 +148,7 @@ class SequenceAttention(keras.layers.Layer):
             return context[:, 0], weights[:, 0]
         return context, weights
 
-    def compute_mask(self, query, memory, memory_mask=None, mask=None):
+    def compute_mask(self, query, memory, memory_mask=None, keys=None, mask=None):
         return None
 
     def compute_output_shape(self, query_shape, memory_shape):
@@ -234,15 +240,16 @@ class AttentionDecoder(keras.layers.Layer):
         sizes = [*self._state_sizes, self.units]
         return [ops.zeros((batch_size, size), self.compute_dtype) for size in sizes]
 
-    def step(self, inputs, state, memory, memory_mask=None, training=False):
+    def step(self, inputs, state, memory, memory_mask=None, training=False, keys=None):
         """One step: `inputs` `(batch, input_dim)`, `state` as `call` returns it ->
-        `(h~ (batch, units), weights (batch, source_steps), new state)`."""
+        `(h~ (batch, units), weights (batch, source_steps), new state)`. `keys`:
+        `attention.keys(memory)`, computed once per source (default: here)."""
         *cell_state, attentional = state
         if self.input_feeding:
             inputs = ops.concatenate([inputs, attentional], axis=-1)
         output, cell_state = self.cell(inputs, cell_state, training=training)
         cell_state = list(cell_state) if isinstance(cell_state, list | tuple) else [cell_state]
-        context, weights = self.attention(output, memory, memory_mask=memory_mask)
+        context, weights = self.attention(output, memory, memory_mask=memory_mask, keys=keys)
         attentional = self.combine(ops.concatenate([context, output], axis=-1))
         return attentional, weights, [*cell_state, attentional]
 
@@ -258,8 +265,10 @@ class AttentionDecoder(keras.layers.Layer):
         # the step's attention weights and the outputs are the carries of every step.
         weights = ops.zeros((batch_size, ops.shape(memory)[1]), self.compute_dtype)
 
+        keys = self.attention.keys(memory)  # once, not at every step
+
         def body(carry, x_t):
-            _, weights, state = self.step(x_t, carry[:-1], memory, memory_mask, training)
+            _, weights, state = self.step(x_t, carry[:-1], memory, memory_mask, training, keys)
             carry = [*state, ops.cast(weights, self.compute_dtype)]
             return carry, carry
 

@@ -58,6 +58,9 @@ def test_every_step_and_one_step_against_numpy(score):
     want_context, want_weights = reference(layer, query.astype("float64"), memory, mask)
     np.testing.assert_allclose(weights, want_weights, atol=1e-5)
     np.testing.assert_allclose(context, want_context, atol=1e-5)
+    # Keys computed once per source (as a decoder does before its loop) give the same.
+    keyed = layer(query, memory, memory_mask=mask, keys=layer.keys(memory))
+    np.testing.assert_allclose(keyed[0], want_context, atol=1e-5)
     # One decoder step: a (batch, query_dim) query gives step 0's rows.
     step_context, step_weights = layer(query[:, 0], memory, memory_mask=mask)
     assert step_context.shape == (3, memory_dim) and step_weights.shape == (3, 7)
