@@ -1,6 +1,14 @@
 """rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers, and models on them."""
 
-from rnn_keras import benchmarking, datasets, diagnostics, export, piano_rolls, spoken_digits
+from rnn_keras import (
+    benchmarking,
+    datasets,
+    diagnostics,
+    export,
+    piano_rolls,
+    spoken_digits,
+    translation,
+)
 from rnn_keras.attention import AttentionDecoder, SequenceAttention
 from rnn_keras.audio import LogMelFrontEnd
 from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
@@ -26,6 +34,7 @@ from rnn_keras.preprocessors import (
 )
 from rnn_keras.speech import CTCLoss, SequenceAccuracy, SpeechRecognizer
 from rnn_keras.text import ReviewStandardizer
+from rnn_keras.translation import Translator, TranslatorPreprocessor
 
 __version__ = "0.3.0"
 
@@ -60,12 +69,15 @@ __all__ = [
     "export",
     "piano_rolls",
     "spoken_digits",
+    "translation",
     "CTCLoss",
     "LogMelFrontEnd",
     "SequenceAccuracy",
     "SequenceAttention",
     "SpeechRecognizer",
     "TextEnsemble",
+    "Translator",
+    "TranslatorPreprocessor",
     "FrameNLL",
     "NatsPerFrame",
     "NoteByNote",

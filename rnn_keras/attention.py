@@ -180,7 +180,9 @@ class AttentionDecoder(keras.layers.Layer):
 
     Args:
         cell: an rnn_keras (or Keras) RNN cell, e.g. `rnn_keras.LSTMCell(256)`.
-        attention: a `SequenceAttention`.
+        attention: a `SequenceAttention`, or None for the same decoder without attention
+            (h~_t = tanh(W_c h_t); the weights it returns are zeros): the baseline that
+            sees the source only through its initial state.
         units: the width of h~ (default: the cell's).
         input_feeding: whether h~_{t-1} joins the next input.
         **kwargs: `name`, `dtype`.
@@ -204,9 +206,9 @@ class AttentionDecoder(keras.layers.Layer):
             cell = keras.saving.deserialize_keras_object(cell)
         if isinstance(attention, dict):
             attention = keras.saving.deserialize_keras_object(attention)
-        if not isinstance(attention, SequenceAttention):
+        if attention is not None and not isinstance(attention, SequenceAttention):
             raise ValueError(
-                "AttentionDecoder: `attention` must be an rnn_keras.SequenceAttention. "
+                "AttentionDecoder: `attention` must be an rnn_keras.SequenceAttention or None. "
                 f"Received: attention={attention!r}"
             )
         self.cell = cell
@@ -226,13 +228,14 @@ class AttentionDecoder(keras.layers.Layer):
     def build(self, inputs_shape, memory_shape):
         input_dim = inputs_shape[-1] + (self.units if self.input_feeding else 0)
         batch = inputs_shape[0]
+        context_dim = 0 if self.attention is None else memory_shape[-1]
         sublayers = (  # a loaded decoder's cell and attention come built from their configs
             (self.cell, [(batch, input_dim)]),
             (self.attention, [(batch, self.cell.output_size), memory_shape]),
-            (self.combine, [(batch, memory_shape[-1] + self.cell.output_size)]),
+            (self.combine, [(batch, context_dim + self.cell.output_size)]),
         )
         for layer, shapes in sublayers:
-            if not layer.built:
+            if layer is not None and not layer.built:
                 layer.build(*shapes)
 
     def initial_state(self, batch_size):
@@ -249,8 +252,12 @@ class AttentionDecoder(keras.layers.Layer):
             inputs = ops.concatenate([inputs, attentional], axis=-1)
         output, cell_state = self.cell(inputs, cell_state, training=training)
         cell_state = list(cell_state) if isinstance(cell_state, list | tuple) else [cell_state]
-        context, weights = self.attention(output, memory, memory_mask=memory_mask, keys=keys)
-        attentional = self.combine(ops.concatenate([context, output], axis=-1))
+        if self.attention is None:
+            weights = ops.zeros((ops.shape(memory)[0], ops.shape(memory)[1]), output.dtype)
+            attentional = self.combine(output)
+        else:
+            context, weights = self.attention(output, memory, memory_mask, keys=keys)
+            attentional = self.combine(ops.concatenate([context, output], axis=-1))
         return attentional, weights, [*cell_state, attentional]
 
     def call(self, inputs, memory, memory_mask=None, initial_state=None, training=False, mask=None):
@@ -265,7 +272,7 @@ class AttentionDecoder(keras.layers.Layer):
         # the step's attention weights and the outputs are the carries of every step.
         weights = ops.zeros((batch_size, ops.shape(memory)[1]), self.compute_dtype)
 
-        keys = self.attention.keys(memory)  # once, not at every step
+        keys = None if self.attention is None else self.attention.keys(memory)  # once
 
         def body(carry, x_t):
             _, weights, state = self.step(x_t, carry[:-1], memory, memory_mask, training, keys)
@@ -287,7 +294,9 @@ class AttentionDecoder(keras.layers.Layer):
         return {
             **super().get_config(),
             "cell": keras.saving.serialize_keras_object(self.cell),
-            "attention": keras.saving.serialize_keras_object(self.attention),
+            "attention": None
+            if self.attention is None
+            else keras.saving.serialize_keras_object(self.attention),
             "units": self.units,
             "input_feeding": self.input_feeding,
         }

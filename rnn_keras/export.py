@@ -826,3 +826,31 @@ class _Bidirectional(keras.layers.Layer):
         if not self.return_sequences:
             return None
         return mask if self.merge_mode is not None else [mask, mask]
+
+
+def export_translator(translator, path, beam_size=5, length_penalty_alpha=0.6, max_length=100):
+    """Writes `translator`'s SavedModel: `translate(text: tf.string [None]) -> tf.string [None]`,
+    beam search inside. A zero-size batch gives a zero-size answer; an empty or unreadable
+    sentence gives a (possibly empty) translation, never an error."""
+    import tensorflow as tf
+
+    from rnn_keras.translation import _check_search
+
+    _check_search(beam_size, max_length, length_penalty_alpha)
+    preprocessor = translator.preprocessor
+    archive = keras.export.ExportArchive()
+    archive.track(translator)
+    archive.track(preprocessor)
+
+    def translate(text):
+        def run():
+            source = preprocessor.source_ids(text)
+            ids = translator.search_ids(source, beam_size, max_length, length_penalty_alpha)[0]
+            return preprocessor.detokenize(ids)
+
+        return tf.cond(tf.size(text) > 0, run, lambda: tf.zeros([0], tf.string))
+
+    archive.add_endpoint(
+        "translate", translate, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
+    )
+    archive.write_out(str(path), verbose=False)

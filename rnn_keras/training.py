@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import keras
+
 __all__ = [
     "atomic_replace",
     "history_dict",
@@ -44,13 +46,16 @@ def resumable_fit(
     step_logs=(),
     callbacks=(),
     verbose="auto",
+    time_budget=None,
     **tensorboard_kwargs,
 ):
     """`model.fit` that survives being killed: returns (History, seconds).
 
     Callbacks: `BackupAndRestore` in `run_dir/backup<phase>` (a killed run
     resumes where it stopped), `EarlyStopping` on `monitor` with `patience`,
-    restoring the best weights, and TensorBoard in `run_dir/tensorboard<phase>`
+    restoring the best weights, `TimeBudget(time_budget)` when given (the seconds of
+    training the whole run may take, a killed attempt's included), and TensorBoard in
+    `run_dir/tensorboard<phase>`
     (`tensorboard_kwargs` are its arguments); `callbacks` come first. At most
     `epochs` epochs; `data` is not shuffled by `fit` (shuffle it in the pipeline).
 
@@ -76,8 +81,10 @@ def resumable_fit(
         monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
     )
     record = _EpochRecord(run_dir / f"history{phase}.json", early_stopping, step_logs)
+    budget = [] if time_budget is None else [TimeBudget(time_budget, lambda: record.seconds_before)]
     callbacks = [
         *callbacks,
+        *budget,
         early_stopping,
         record.callback,  # after early stopping (its best epoch), before the backup
         keras.callbacks.BackupAndRestore(str(run_dir / f"backup{phase}")),
@@ -180,6 +187,37 @@ class _EpochRecord:
         )
         for epochs in self.steps.values():
             epochs.append([])  # the next epoch's
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops `fit` before its training time passes `seconds`: after an epoch, when one
+    more epoch as long as the longest so far would not fit. `spent`: seconds a resumed
+    run already trained (they count against the budget), or a function that returns them."""
+
+    def __init__(self, seconds, spent=0.0):
+        super().__init__()
+        self.seconds = seconds
+        self.spent = spent
+        self.stopped_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self._started = time.time()
+        self._longest = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._longest = max(self._longest, time.time() - self._epoch_started)
+        spent = self.spent() if callable(self.spent) else self.spent
+        elapsed = spent + time.time() - self._started
+        if elapsed + self._longest > self.seconds:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            print(
+                f"TimeBudget: stopping after epoch {epoch + 1}: {elapsed / 60:.1f} min trained, "
+                f"another epoch would pass the budget of {self.seconds / 60:.1f} min"
+            )
 
 
 def saved_step(run_dir, name, load, compute, save):

@@ -1,0 +1,859 @@
+"""Sequence-to-sequence translation with attention: raw text in one language in, raw text in
+another out.
+
+    preprocessor = rnn_keras.TranslatorPreprocessor()
+    preprocessor.adapt(german, english)
+    translator = rnn_keras.Translator.from_preprocessor(preprocessor, units=256)
+    translator.compile()
+    translator.fit(german, english, epochs=10)
+    translator.translate(["Ein Hund läuft im Schnee."], beam_size=5)
+
+The network is Luong et al. (2015)'s: a `RecurrentBackbone` reads the source,
+an `AttentionDecoder` (attention over the encoder's masked outputs, input
+feeding) writes the target under teacher forcing, and a `Dense` layer gives the
+next word's logits. With `attention=None` it is the same model without
+attention: the decoder sees the source only through the initial state, made
+from the encoder's final state (Sutskever et al. 2014), the baseline the guide's
+claim is measured against.
+
+Decoding (TensorFlow, in-graph, so the SavedModel serves it) is greedy or beam
+search with Wu et al. (2016)'s length penalty lp(n) = ((5 + n) / 6)^alpha: a
+hypothesis of n tokens (its end token included) and log-probability L scores
+L / lp(n). Beam search also scores the greedy hypothesis and returns it when it
+is better, so a wider beam never returns a lower score than greedy.
+
+TensorFlow-only: strings and the search loops are TensorFlow's.
+"""
+
+import collections
+import gzip
+from pathlib import Path
+
+import keras
+from keras import ops
+
+from rnn_keras.attention import AttentionDecoder, SequenceAttention
+from rnn_keras.cells import get_cell
+from rnn_keras.models import MaskedGlobalPooling1D, RecurrentBackbone, _Task
+from rnn_keras.preprocessors import _Preprocessor
+
+__all__ = [
+    "MULTI30K_SPLITS",
+    "Translator",
+    "TranslatorPreprocessor",
+    "load_multi30k",
+    "plot_attention",
+    "split_words",
+]
+
+MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/"
+MULTI30K_SPLITS = ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco")
+
+UNKNOWN, START, END = "[UNK]", "[START]", "[END]"
+UNKNOWN_ID, START_ID, END_ID = 1, 2, 3  # target ids; 0 pads both sides
+_NEVER = -1e9  # the log-probability of a token that may not be produced
+
+
+def load_multi30k(split, data_dir=None, tokenized=False, languages=("de", "en")):
+    """Multi30K task 1 (Elliott et al. 2016): one list of sentences per language, line i of
+    each translating line i of the others.
+
+    `tokenized=False`: the sentences as written (`raw/<split>.<lang>.gz`); True:
+    lowercased and Moses-tokenized (`tok/<split>.lc.norm.tok.<lang>`, HTML entities
+    such as "&apos;" written as the characters), the references of most published
+    BLEU figures. Read from `data_dir` (a copy of the repository's `data/task1/`)
+    when given, else downloaded once from the official repository with
+    `keras.utils.get_file`.
+    """
+    import html
+
+    if split not in MULTI30K_SPLITS:
+        raise ValueError(
+            f"load_multi30k: `split` must be one of {MULTI30K_SPLITS}. Received: split={split!r}"
+        )
+    sides = []
+    for language in languages:
+        name = f"tok/{split}.lc.norm.tok.{language}" if tokenized else f"raw/{split}.{language}.gz"
+        if data_dir is not None:
+            path = Path(data_dir) / name
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"load_multi30k: expected {path} (a copy of Multi30K's data/task1/). "
+                    f"Received: data_dir={str(data_dir)!r}, which has no {name}"
+                )
+        else:
+            path = keras.utils.get_file(
+                f"multi30k_{name.replace('/', '_')}", MULTI30K_URL + name, cache_subdir="multi30k"
+            )
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as file:
+            lines = [line.rstrip("\n") for line in file]
+        sides.append([html.unescape(line) for line in lines] if tokenized else lines)
+    if len({len(side) for side in sides}) != 1:
+        raise ValueError(f"load_multi30k: {split} has sides of {[len(s) for s in sides]} lines")
+    return sides
+
+
+def split_words(texts):
+    """Strings `(batch,)` -> a `tf.RaggedTensor` of lowercased words and punctuation marks.
+
+    Lowercases (Unicode), writes the quotation marks „ “ ” « » as ", cuts
+    punctuation . , ! ? ; : " ( ) [ ] off words and splits "'s" and "n't" off
+    theirs: on Multi30k's raw sentences this gives the Moses tokens of its
+    `tok/` files for 97.8% of English and 98.7% of German lines.
+    """
+    import tensorflow as tf
+
+    texts = tf.strings.lower(tf.convert_to_tensor(texts, tf.string), encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, "[„“”«»]", '"')
+    texts = tf.strings.regex_replace(texts, r"([.,!?;:\"()\[\]])", r" \1 ")
+    texts = tf.strings.regex_replace(texts, r"'s\b", " 's")
+    texts = tf.strings.regex_replace(texts, r"n't\b", " n't")
+    return tf.strings.split(texts)
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+class TranslatorPreprocessor(_Preprocessor):
+    """Source and target strings <-> token ids for a `Translator`.
+
+    Both sides are cut into words by `split_words`. Source ids: 0 pads, 1 is an
+    unknown word, words from 2. Target ids: 0 pads, 1 unknown, 2 the start
+    token, 3 the end token, words from 4. Sources are cut to `max_source_length`
+    words (a 5,000-word input costs no more than that), training targets to
+    `max_target_length`.
+
+    `call(sources)` gives `{"source_ids"}`; `call(sources, targets)` gives the
+    teacher-forcing triple `({"source_ids", "target_ids"}, next_ids, weights)`:
+    target_ids = start + words, next_ids = words + end, weights 1 on real positions.
+
+    Args:
+        source_vocabulary, target_vocabulary: the words, in id order (None: call `adapt`).
+        max_source_length, max_target_length: words kept of a source / training target.
+        min_count: `adapt` keeps the words seen at least this often.
+        **kwargs: `name`, `dtype`.
+    """
+
+    def __init__(
+        self,
+        source_vocabulary=None,
+        target_vocabulary=None,
+        max_source_length=100,
+        max_target_length=100,
+        min_count=2,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (
+            ("max_source_length", max_source_length),
+            ("max_target_length", max_target_length),
+            ("min_count", min_count),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"TranslatorPreprocessor: `{name}` must be a positive integer. "
+                    f"Received: {name}={value!r}"
+                )
+        self.max_source_length = max_source_length
+        self.max_target_length = max_target_length
+        self.min_count = min_count
+        self.source_lookup = self.target_lookup = None
+        if (source_vocabulary is None) != (target_vocabulary is None):
+            raise ValueError(
+                "TranslatorPreprocessor: give both vocabularies or neither (then `adapt`). "
+                f"Received: source_vocabulary is {type(source_vocabulary).__name__}, "
+                f"target_vocabulary is {type(target_vocabulary).__name__}"
+            )
+        if source_vocabulary is not None:
+            self.set_vocabularies(source_vocabulary, target_vocabulary)
+
+    # -- vocabularies --------------------------------------------------------------------
+
+    def set_vocabularies(self, source_vocabulary, target_vocabulary):
+        """Sets the words of each side, in id order (see the class for the reserved ids)."""
+        special = {"", UNKNOWN, START, END}
+        sides = []
+        for side, words in (("source", source_vocabulary), ("target", target_vocabulary)):
+            words = [str(word) for word in words]
+            if len(set(words)) != len(words) or special & set(words):
+                raise ValueError(
+                    f"TranslatorPreprocessor: the {side} vocabulary must hold distinct words, none "
+                    f"of them empty or one of {sorted(special - {''})}. Received: {len(words)} "
+                    f"words, {len(set(words))} distinct, reserved: {sorted(special & set(words))}"
+                )
+            sides.append(words)
+        source, target = sides
+
+        def lookup(words, name):
+            return keras.layers.StringLookup(
+                vocabulary=words, mask_token="", oov_token=UNKNOWN, num_oov_indices=1, name=name
+            )
+
+        self.source_lookup = lookup(source, "source_lookup")
+        self.target_lookup = lookup([START, END, *target], "target_lookup")
+        # Each id's word, held apart from the lookup tables (read while tracing a SavedModel).
+        self.source_words = ["", UNKNOWN, *source]
+        self.target_words = ["", UNKNOWN, START, END, *target]
+
+    def adapt(self, sources, targets):
+        """Learns both vocabularies from parallel lists of strings: the words seen at least
+        `min_count` times, most frequent first (ties in code-point order)."""
+        import tensorflow as tf
+
+        vocabularies = []
+        for texts in (sources, targets):
+            counts = collections.Counter()
+            data = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string))
+            for batch in data.batch(4096):
+                counts.update(w.decode("utf-8") for w in split_words(batch).flat_values.numpy())
+            kept = [w for w, n in counts.items() if n >= self.min_count]
+            vocabularies.append(sorted(kept, key=lambda w: (-counts[w], w)))
+        self.set_vocabularies(*vocabularies)
+
+    def _check_vocabularies(self):
+        if self.source_lookup is None:
+            raise ValueError(
+                "TranslatorPreprocessor has no vocabularies yet. Expected: `source_vocabulary=` "
+                "and `target_vocabulary=`, or a call to `adapt(sources, targets)` first. "
+                "Received: neither"
+            )
+
+    @property
+    def source_vocabulary_size(self):
+        self._check_vocabularies()
+        return len(self.source_words)
+
+    @property
+    def target_vocabulary_size(self):
+        self._check_vocabularies()
+        return len(self.target_words)
+
+    def source_tokens(self, ids):
+        """The source word of each id (a NumPy array of str)."""
+        import numpy as np
+
+        self._check_vocabularies()
+        return np.asarray(self.source_words, dtype=object)[np.asarray(ids)]
+
+    # -- strings <-> ids -------------------------------------------------------------------
+
+    def source_ids(self, texts):
+        """Strings `(batch,)` -> int32 `(batch, time)`, padded with 0, at least one step wide."""
+        import tensorflow as tf
+
+        self._check_vocabularies()
+        words = split_words(texts)[:, : self.max_source_length]
+        ids = tf.cast(tf.ragged.map_flat_values(self.source_lookup, words), tf.int32)
+        ids = ids.to_tensor(0)
+        return tf.pad(ids, [[0, 0], [0, 1 - tf.minimum(tf.shape(ids)[1], 1)]])
+
+    def target_ids(self, texts):
+        """Strings `(batch,)` -> a ragged int32 tensor of target word ids (no start or end)."""
+        import tensorflow as tf
+
+        self._check_vocabularies()
+        words = split_words(texts)[:, : self.max_target_length]
+        return tf.cast(tf.ragged.map_flat_values(self.target_lookup, words), tf.int32)
+
+    def detokenize(self, ids):
+        """Target ids `(batch, time)` -> strings `(batch,)`: the words before the first end
+        token or padding, joined by one space (unknown words as "[UNK]")."""
+        import tensorflow as tf
+
+        self._check_vocabularies()
+        ids = tf.convert_to_tensor(ids, tf.int32)
+        stop = tf.logical_or(ids == END_ID, ids == 0)
+        kept = tf.math.cumsum(tf.cast(stop, tf.int32), axis=1) == 0
+        words = tf.gather(tf.constant(self.target_words), ids)
+        return tf.strings.reduce_join(tf.ragged.boolean_mask(words, kept), axis=1, separator=" ")
+
+    def call(self, x, y=None, sample_weight=None):
+        import tensorflow as tf
+
+        sources = {"source_ids": self.source_ids(x)}
+        if y is None:
+            return sources
+        words = self.target_ids(y)
+        rows = tf.shape(words.row_lengths())[0]
+        start = tf.fill([rows, 1], START_ID)
+        end = tf.fill([rows, 1], END_ID)
+        inputs = tf.concat([start, words], axis=1).to_tensor(0)
+        targets = tf.concat([words, end], axis=1).to_tensor(0)
+        weights = tf.cast(targets > 0, tf.float32)
+        if sample_weight is not None:
+            weights *= tf.cast(tf.reshape(sample_weight, [-1, 1]), tf.float32)
+        return {**sources, "target_ids": inputs}, targets, weights
+
+    def get_config(self):
+        vocabularies = (None, None)
+        if self.source_lookup is not None:
+            vocabularies = (self.source_words[2:], self.target_words[4:])
+        return {
+            **super().get_config(),
+            "source_vocabulary": vocabularies[0],
+            "target_vocabulary": vocabularies[1],
+            "max_source_length": self.max_source_length,
+            "max_target_length": self.max_target_length,
+            "min_count": self.min_count,
+        }
+
+
+def length_penalty(lengths, alpha):
+    """Wu et al. (2016): ((5 + n) / 6)^alpha (1 for alpha 0)."""
+    return ops.power((5.0 + ops.cast(lengths, "float32")) / 6.0, alpha)
+
+
+@keras.saving.register_keras_serializable(package="rnn_keras")
+class Translator(_Task):
+    """An attentional encoder-decoder: source ids and target ids (teacher forcing) -> the next
+    target word's float32 logits `(batch, target_steps, target_vocabulary_size)`.
+
+        memory = backbone(source)                          (masked where the source pads)
+        s_0 = tanh(W_b pool_last(memory))                  (the decoder cell's initial states)
+        h~_t, a_t = decoder(embed(y_{t-1}), memory, s)     (`AttentionDecoder`)
+        logits_t = W_o dropout(h~_t)
+
+    Inputs: `{"source_ids": (batch, S), "target_ids": (batch, T)}`, int32, 0 = padding.
+
+    Args:
+        backbone: the encoder, a `RecurrentBackbone` with `vocabulary_size`.
+        target_vocabulary_size: how many target ids there are (padding, unknown, start
+            and end included).
+        embedding_dim: width of the target embedding.
+        cell: the decoder's cell, "lstm", "gru" or "simple".
+        units: the decoder cell's state size and the width of h~.
+        attention: "additive", "general", "dot" or None (no attention: the baseline).
+        attention_units: the additive score's width (default `units`).
+        input_feeding: whether h~_{t-1} joins the next decoder input.
+        dropout: rate of `Dropout` on the target embeddings and on h~.
+        preprocessor: a `TranslatorPreprocessor` (strings in and out).
+        **kwargs: `name`, `dtype`, `trainable`.
+    """
+
+    preprocessor_cls = TranslatorPreprocessor
+    config_keys = (
+        "target_vocabulary_size",
+        "embedding_dim",
+        "cell",
+        "units",
+        "attention",
+        "attention_units",
+        "input_feeding",
+        "dropout",
+    )
+
+    def __init__(
+        self,
+        backbone,
+        target_vocabulary_size,
+        embedding_dim=256,
+        cell="lstm",
+        units=256,
+        attention="general",
+        attention_units=None,
+        input_feeding=True,
+        dropout=0.0,
+        preprocessor=None,
+        **kwargs,
+    ):
+        self._check_backbone(backbone)
+        if backbone.vocabulary_size is None:
+            raise ValueError(
+                "Translator: the encoder reads source token ids, so its backbone needs "
+                "`vocabulary_size`. Received: a backbone of float features"
+            )
+        if attention is not None and attention not in ("additive", "general", "dot"):
+            raise ValueError(
+                "Translator: `attention` must be 'additive', 'general', 'dot' or None. "
+                f"Received: attention={attention!r}"
+            )
+        if not isinstance(target_vocabulary_size, int) or target_vocabulary_size <= END_ID:
+            raise ValueError(
+                "Translator: `target_vocabulary_size` must be an integer above 3 (padding, "
+                f"unknown, start, end). Received: target_vocabulary_size={target_vocabulary_size!r}"
+            )
+
+        # === Layers ===
+        decoder_cell = get_cell(cell)(units, name="decoder_cell")
+        num_states = (
+            len(decoder_cell.state_size) if isinstance(decoder_cell.state_size, list | tuple) else 1
+        )
+        scorer = None
+        if attention is not None:
+            scorer = SequenceAttention(
+                attention,
+                units=(attention_units or units) if attention == "additive" else None,
+                name="attention",
+            )
+        self.backbone = backbone
+        self.target_embedding = keras.layers.Embedding(
+            target_vocabulary_size, embedding_dim, mask_zero=True, name="target_embedding"
+        )
+        self.final_state = MaskedGlobalPooling1D(
+            "last", bidirectional=backbone.bidirectional, name="final_state"
+        )
+        self.bridge = keras.layers.Dense(units * num_states, activation="tanh", name="bridge")
+        self.decoder = AttentionDecoder(
+            decoder_cell, scorer, units=units, input_feeding=input_feeding, name="decoder"
+        )
+        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
+        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        self.next_word_head = keras.layers.Dense(
+            target_vocabulary_size, dtype="float32", name="next_word_logits"
+        )
+
+        # === Functional model ===
+        source = keras.Input(shape=(None,), dtype="int32", name="source_ids")
+        target = keras.Input(shape=(None,), dtype="int32", name="target_ids")
+        memory = backbone(source)
+        memory_mask = ops.not_equal(source, 0)
+        initial_state = ops.split(self.bridge(self.final_state(memory)), num_states, axis=-1)
+        x = self.embedding_dropout(self.target_embedding(target))
+        attentional, _, _ = self.decoder(
+            x, memory, memory_mask=memory_mask, initial_state=initial_state
+        )
+        logits = self.next_word_head(self.output_dropout(attentional))
+        super().__init__(
+            inputs={"source_ids": source, "target_ids": target}, outputs=logits, **kwargs
+        )
+
+        # === Config ===
+        self.target_vocabulary_size = target_vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.cell = cell
+        self.units = units
+        self.attention = attention
+        self.attention_units = attention_units
+        self.input_feeding = input_feeding
+        self.dropout = dropout
+        self.num_states = num_states
+        self._set_preprocessor(preprocessor)
+        self._searches = _Searches()
+
+    @classmethod
+    def from_preprocessor(
+        cls,
+        preprocessor,
+        cell="lstm",
+        units=256,
+        embedding_dim=256,
+        encoder_units=None,
+        bidirectional=True,
+        dropout=0.0,
+        **kwargs,
+    ):
+        """A translator sized to an adapted `preprocessor`'s vocabularies, its encoder a
+        one-layer (bidirectional) `RecurrentBackbone` of `encoder_units` per direction
+        (default: `units` / 2 when bidirectional, else `units`)."""
+        if encoder_units is None:
+            encoder_units = units // 2 if bidirectional else units
+        backbone = RecurrentBackbone(
+            cell=cell,
+            units=encoder_units,
+            bidirectional=bidirectional,
+            vocabulary_size=preprocessor.source_vocabulary_size,
+            embedding_dim=embedding_dim,
+            dropout=dropout,
+        )
+        return cls(
+            backbone,
+            preprocessor.target_vocabulary_size,
+            embedding_dim=embedding_dim,
+            cell=cell,
+            units=units,
+            dropout=dropout,
+            preprocessor=preprocessor,
+            **kwargs,
+        )
+
+    # -- training --------------------------------------------------------------------------
+
+    def default_loss(self):
+        """Sparse categorical cross-entropy on the logits, weighted to real target positions."""
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """As `_Task.compile`; "auto" metrics: the next word's accuracy on real positions."""
+        if metrics == "auto":
+            kwargs.setdefault(
+                "weighted_metrics", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            )
+            metrics = None
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def dataset(self, sources, targets, batch_size=64, shuffle=False, seed=None):
+        """A `tf.data.Dataset` of preprocessed teacher-forcing batches from parallel strings.
+
+        Pairs are sorted by source length and cut into batches of `batch_size`
+        (little padding); with `shuffle`, the batches come in a new order every
+        epoch (seeded by `seed`).
+        """
+        import numpy as np
+        import tensorflow as tf
+
+        self._require_preprocessor("dataset")
+        sources, targets = list(sources), list(targets)
+        if len(sources) != len(targets) or not sources:
+            raise ValueError(
+                "Translator.dataset: expected parallel, non-empty lists of sources and targets. "
+                f"Received: {len(sources)} sources, {len(targets)} targets"
+            )
+        lengths = [len(str(text).split()) for text in sources]
+        order = np.argsort(lengths, kind="stable")
+        starts = np.arange(0, len(order), batch_size)
+        pairs = tf.data.Dataset.from_tensor_slices(
+            (
+                tf.constant([sources[i] for i in order], tf.string),
+                tf.constant([targets[i] for i in order], tf.string),
+            )
+        )
+        batches = pairs.batch(batch_size)
+        if shuffle:
+            batches = batches.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+        batches = batches.map(self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+        return batches.prefetch(tf.data.AUTOTUNE)
+
+    # -- decoding ----------------------------------------------------------------------------
+
+    def _require_preprocessor(self, method):
+        if self.preprocessor is None:
+            raise ValueError(
+                f"Translator.{method} works on strings, so it needs a preprocessor. Expected: "
+                "Translator(..., preprocessor=rnn_keras.TranslatorPreprocessor(...)); on token "
+                f"ids, use translate_ids. Received: preprocessor=None"
+            )
+
+    def encode(self, source_ids):
+        """`(memory, memory_mask, keys, decoder state)` for int32 source ids `(batch, S)`."""
+        memory = self.backbone(source_ids, training=False)
+        memory_mask = ops.not_equal(source_ids, 0)
+        cell_state = ops.split(
+            self.bridge(self.final_state(memory, mask=memory_mask)), self.num_states, axis=-1
+        )
+        attentional = ops.zeros((ops.shape(source_ids)[0], self.units), memory.dtype)
+        scorer = self.decoder.attention
+        keys = None if scorer is None else scorer.keys(memory)
+        return memory, memory_mask, keys, [*cell_state, attentional]
+
+    def step(self, ids, state, memory, memory_mask, keys):
+        """One target word per row: `(float32 log-probabilities (batch, V), attention weights
+        (batch, S), new state)`."""
+        embedding = self.target_embedding
+        x = ops.cast(ops.take(embedding.embeddings, ids, axis=0), embedding.compute_dtype)
+        attentional, weights, state = self.decoder.step(
+            x, state, memory, memory_mask, training=False, keys=keys
+        )
+        logits = ops.cast(self.next_word_head(attentional), "float32")
+        return ops.log_softmax(logits, axis=-1), ops.cast(weights, "float32"), state
+
+    def score_ids(self, source_ids, target_ids):
+        """The log-probability of each target `(batch, T)` (its words then the end token,
+        padded with 0) given its source, float32 `(batch,)`."""
+        import tensorflow as tf
+
+        target_ids = tf.convert_to_tensor(target_ids, tf.int32)
+        inputs = tf.concat([tf.fill([tf.shape(target_ids)[0], 1], START_ID), target_ids], 1)
+        logits = self({"source_ids": source_ids, "target_ids": inputs[:, :-1]}, training=False)
+        logp = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        picked = tf.gather(logp, target_ids, batch_dims=2)
+        return tf.reduce_sum(tf.where(target_ids > 0, picked, 0.0), axis=1)
+
+    def _max_steps(self, source_ids, max_length):
+        import tensorflow as tf
+
+        lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1)
+        longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
+        return tf.minimum(2 * longest + 10, max_length)
+
+    def _greedy(self, encoded, max_steps, alpha):
+        import tensorflow as tf
+
+        memory, memory_mask, keys, state = encoded
+        batch = tf.shape(memory)[0]
+        never = tf.one_hot([0, START_ID], self.target_vocabulary_size, on_value=_NEVER)
+        never = tf.reduce_sum(never, axis=0)
+
+        def body(t, current, state, done, total, lengths, ids, weights):
+            logp, attention, state = self.step(current, state, memory, memory_mask, keys)
+            chosen = tf.argmax(logp + never, axis=-1, output_type=tf.int32)
+            chosen = tf.where(done, 0, chosen)
+            picked = tf.gather(logp, chosen, batch_dims=1)
+            total += tf.where(done, 0.0, picked)
+            lengths += tf.cast(~done, tf.int32)
+            done |= chosen == END_ID
+            return (
+                t + 1, chosen, state, done, total, lengths,
+                ids.write(t, chosen), weights.write(t, attention),
+            )  # fmt: skip
+
+        loop = (
+            0,
+            tf.fill([batch], START_ID),
+            state,
+            tf.zeros([batch], tf.bool),
+            tf.zeros([batch], tf.float32),
+            tf.zeros([batch], tf.int32),
+            tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+            tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
+        )
+        _, _, _, _, total, lengths, ids, weights = tf.while_loop(
+            lambda t, _c, _s, done, *_: (t < max_steps) & ~tf.reduce_all(done), body, loop
+        )
+        return (
+            _stacked(ids, [batch], tf.int32),
+            total,
+            total / length_penalty(lengths, alpha),
+            _stacked(weights, [batch, tf.shape(memory)[1]], tf.float32),
+        )
+
+    def _beam(self, encoded, max_steps, beam_size, alpha):
+        import tensorflow as tf
+
+        memory, memory_mask, keys, state = encoded
+        batch, k, vocabulary = tf.shape(memory)[0], beam_size, self.target_vocabulary_size
+
+        def tiled(x):  # (batch, ...) -> (batch * k, ...), each row k times in a row
+            return tf.repeat(x, k, axis=0)
+
+        memory, memory_mask, state = tiled(memory), tiled(memory_mask), [tiled(s) for s in state]
+        keys = None if keys is None else tiled(keys)
+        never = tf.reduce_sum(tf.one_hot([0, START_ID], vocabulary, on_value=_NEVER), axis=0)
+        only_padding = tf.one_hot(0, vocabulary, on_value=0.0, off_value=_NEVER)
+        first = tf.one_hot(0, k, on_value=0.0, off_value=_NEVER)  # one live beam at first
+        rows = tf.range(batch)[:, None] * k
+
+        def body(t, current, state, done, total, lengths, ids, parents, weights):
+            logp, attention, state = self.step(current, state, memory, memory_mask, keys)
+            logp = tf.reshape(logp + never, [batch, k, vocabulary])
+            logp = tf.where(done[:, :, None], only_padding, logp)  # a finished beam only pads
+            candidates = total[:, :, None] + logp
+            grown = tf.where(done, lengths, lengths + 1)[:, :, None]
+            ranked = candidates / length_penalty(grown, alpha)
+            _, best = tf.math.top_k(tf.reshape(ranked, [batch, -1]), k=k)
+            parent, word = best // vocabulary, best % vocabulary
+            total = tf.gather(tf.reshape(candidates, [batch, -1]), best, batch_dims=1)
+            lengths = tf.gather(grown[:, :, 0], parent, batch_dims=1)
+            done = tf.gather(done, parent, batch_dims=1) | (word == END_ID)
+            flat = tf.reshape(rows + parent, [-1])
+            state = [tf.gather(s, flat) for s in state]
+            attention = tf.gather(attention, flat)
+            return (
+                t + 1, tf.reshape(word, [batch * k]), state, done, total, lengths,
+                ids.write(t, word), parents.write(t, parent), weights.write(t, attention),
+            )  # fmt: skip
+
+        loop = (
+            0,
+            tf.fill([batch * k], START_ID),
+            state,
+            tf.zeros([batch, k], tf.bool),
+            tf.tile(first[None], [batch, 1]),
+            tf.zeros([batch, k], tf.int32),
+            tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, None]),
+            tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, None]),
+            tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
+        )
+        _, _, _, _, total, lengths, ids, parents, weights = tf.while_loop(
+            lambda t, _c, _s, done, *_: (t < max_steps) & ~tf.reduce_all(done), body, loop
+        )
+        normalized = total / length_penalty(lengths, alpha)
+        best = tf.argmax(normalized, axis=1, output_type=tf.int32)
+        steps = ids.size()
+        sources = tf.shape(memory)[1]
+        ids = _stacked(ids, [batch, k], tf.int32)  # (batch, steps, k)
+        parents = _stacked(parents, [batch, k], tf.int32)
+        weights = _stacked(weights, [batch * k, sources], tf.float32)  # (batch * k, steps, S)
+        weights = tf.transpose(tf.reshape(weights, [batch, k, steps, sources]), [0, 2, 1, 3])
+
+        def back(beam, step):  # follows the best hypothesis from its last word to its first
+            word = tf.gather(ids[:, step], beam, batch_dims=1)
+            attention = tf.gather(weights[:, step], beam, batch_dims=1)
+            return tf.gather(parents[:, step], beam, batch_dims=1), word, attention
+
+        def back_body(step, beam, words, attentions):
+            beam, word, attention = back(beam, step)
+            return step - 1, beam, words.write(step, word), attentions.write(step, attention)
+
+        _, _, words, attentions = tf.while_loop(
+            lambda step, *_: step >= 0,
+            back_body,
+            (
+                steps - 1,
+                best,
+                tf.TensorArray(tf.int32, size=steps, element_shape=[None]),
+                tf.TensorArray(tf.float32, size=steps, element_shape=[None, None]),
+            ),
+        )
+        pick = tf.stack([tf.range(batch), best], axis=1)
+        return (
+            _stacked(words, [batch], tf.int32),
+            tf.gather_nd(total, pick),
+            tf.gather_nd(normalized, pick),
+            _stacked(attentions, [batch, sources], tf.float32),
+        )
+
+    def search_ids(self, source_ids, beam_size=1, max_length=100, length_penalty_alpha=0.0):
+        """In-graph decoding of int32 source ids `(batch, S)`.
+
+        Returns `(ids, log_probability, score, weights)`: target ids `(batch, T)`
+        (the end token included, then 0), their log-probability and
+        length-normalised score `(batch,)`, and the attention weights
+        `(batch, T, S)` of each produced word. `beam_size` 1 is greedy; above, beam
+        search, which returns the greedy hypothesis where that scores higher.
+        `max_length` caps the words produced (default per batch: 2 x the longest
+        source + 10).
+        """
+        import tensorflow as tf
+
+        encoded = self.encode(source_ids)
+        max_steps = self._max_steps(source_ids, max_length)
+        greedy = self._greedy(encoded, max_steps, length_penalty_alpha)
+        if beam_size == 1:
+            return greedy
+        beam = self._beam(encoded, max_steps, beam_size, length_penalty_alpha)
+        better = greedy[2] > beam[2]
+        width = tf.maximum(tf.shape(greedy[0])[1], tf.shape(beam[0])[1])
+
+        def padded(x):
+            pads = [[0, 0], [0, width - tf.shape(x)[1]]] + [[0, 0]] * (len(x.shape) - 2)
+            return tf.pad(x, pads)
+
+        def choose(a, b):
+            if len(a.shape) == 1:
+                return tf.where(better, a, b)
+            a, b = padded(a), padded(b)
+            return tf.where(tf.reshape(better, [-1] + [1] * (len(a.shape) - 1)), a, b)
+
+        return tuple(choose(a, b) for a, b in zip(greedy, beam, strict=True))
+
+    def translate_ids(self, source_ids, beam_size=5, max_length=100, length_penalty_alpha=0.6):
+        """`search_ids`, compiled once per beam size (a `tf.function`)."""
+        import tensorflow as tf
+
+        _check_search(beam_size, max_length, length_penalty_alpha)
+        searches = self._searches.by_beam_size
+        if beam_size not in searches:
+            searches[beam_size] = tf.function(
+                lambda ids, length, alpha: self.search_ids(ids, beam_size, length, alpha),
+                input_signature=[  # a batch of any size: the loops' shapes stay unknown
+                    tf.TensorSpec([None, None], tf.int32),
+                    tf.TensorSpec([], tf.int32),
+                    tf.TensorSpec([], tf.float32),
+                ],
+            )
+        return searches[beam_size](
+            tf.convert_to_tensor(source_ids, tf.int32),
+            tf.constant(max_length, tf.int32),
+            tf.constant(length_penalty_alpha, tf.float32),
+        )
+
+    def translate(
+        self, texts, beam_size=5, max_length=100, length_penalty_alpha=0.6, batch_size=64
+    ):
+        """Translates strings: a list of strings (or one string) in, a list of strings out.
+
+        Words the target vocabulary does not hold come out as "[UNK]".
+        """
+        import tensorflow as tf
+
+        self._require_preprocessor("translate")
+        single = isinstance(texts, str)
+        texts = [texts] if single else [str(t) for t in texts]
+        out = []
+        for start in range(0, len(texts), batch_size):
+            source = self.preprocessor.source_ids(tf.constant(texts[start : start + batch_size]))
+            ids = self.translate_ids(source, beam_size, max_length, length_penalty_alpha)[0]
+            out += [t.decode("utf-8") for t in self.preprocessor.detokenize(ids).numpy()]
+        return out[0] if single else out
+
+    def attention_map(self, text, beam_size=5, max_length=100, length_penalty_alpha=0.6):
+        """`(source words, target words, weights (target, source))` of one translation,
+        the end token included on the target side, for `plot_attention`."""
+        import numpy as np
+        import tensorflow as tf
+
+        self._require_preprocessor("attention_map")
+        source = self.preprocessor.source_ids(tf.constant([str(text)]))
+        ids, _, _, weights = self.translate_ids(source, beam_size, max_length, length_penalty_alpha)
+        ids, source = ids.numpy()[0], source.numpy()[0]
+        n_target = (
+            int(np.argmax(ids == END_ID)) + 1 if (ids == END_ID).any() else int((ids > 0).sum())
+        )
+        n_source = int((source > 0).sum())
+        vocabulary = np.asarray(self.preprocessor.target_words, dtype=object)
+        return (
+            list(self.preprocessor.source_tokens(source[:n_source])),
+            list(vocabulary[ids[:n_target]]),
+            weights.numpy()[0, :n_target, :n_source],
+        )
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, **kwargs):
+        """Writes a SavedModel whose `translate` maps `tf.string [None]` to `tf.string [None]`,
+        beam search inside. kwargs: `beam_size` (5), `length_penalty_alpha` (0.6),
+        `max_length` (100)."""
+        if self.preprocessor is None or format != "tf_saved_model":
+            return super().export(filepath, format=format, verbose=verbose, **kwargs)
+        from rnn_keras import export
+
+        return export.export_translator(self, filepath, **kwargs)
+
+
+class _Searches:
+    """The compiled searches, by beam size; a plain object, so saving skips them."""
+
+    def __init__(self):
+        self.by_beam_size = {}
+
+
+def _check_search(beam_size, max_length, alpha):
+    if not isinstance(beam_size, int) or beam_size < 1:
+        raise ValueError(
+            f"Translator: `beam_size` must be a positive integer. Received: beam_size={beam_size!r}"
+        )
+    if not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(
+            "Translator: `max_length` must be a positive integer. "
+            f"Received: max_length={max_length!r}"
+        )
+    if not alpha >= 0:
+        raise ValueError(
+            "Translator: `length_penalty_alpha` must be >= 0 (0: no penalty). "
+            f"Received: length_penalty_alpha={alpha!r}"
+        )
+
+
+def _stacked(array, row_shape, dtype):
+    """A TensorArray of per-step `row_shape` rows stacked as `(row_shape[0], steps, ...)`;
+    zero steps give an empty axis, not an error."""
+    import tensorflow as tf
+
+    return tf.cond(
+        array.size() > 0,
+        lambda: tf.experimental.numpy.moveaxis(array.stack(), 0, 1),
+        lambda: tf.zeros([row_shape[0], 0, *row_shape[1:]], dtype),
+    )
+
+
+def plot_attention(source_words, target_words, weights, path=None, title=None, ax=None):
+    """A heatmap of `weights (target, source)`: which source words each target word read."""
+    import matplotlib
+
+    if ax is None and path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = None
+    if ax is None:
+        figure, ax = plt.subplots(
+            figsize=(1.0 + 0.45 * len(source_words), 1.0 + 0.35 * len(target_words))
+        )
+    ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source_words)), source_words, rotation=60, ha="right")
+    ax.set_yticks(range(len(target_words)), target_words)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if figure is not None:
+        figure.tight_layout()
+        if path is not None:
+            figure.savefig(path, dpi=110)
+            plt.close(figure)
+    return ax
