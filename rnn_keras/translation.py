@@ -558,11 +558,12 @@ class Translator(_Task):
         return tf.reduce_sum(tf.where(target_ids > 0, picked, 0.0), axis=1)
 
     def _max_steps(self, source_ids, max_length):
+        """The most words each row may produce, `(batch,)`: 2 x its source's + 10, at most
+        `max_length` (per row, so a sentence decodes alike alone and in a padded batch)."""
         import tensorflow as tf
 
         lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1)
-        longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
-        return tf.minimum(2 * longest + 10, max_length)
+        return tf.minimum(2 * lengths + 10, max_length)
 
     def _greedy(self, encoded, max_steps, alpha):
         import tensorflow as tf
@@ -579,7 +580,7 @@ class Translator(_Task):
             picked = tf.gather(logp, chosen, batch_dims=1)
             total += tf.where(done, 0.0, picked)
             lengths += tf.cast(~done, tf.int32)
-            done |= chosen == END_ID
+            done |= (chosen == END_ID) | (t + 1 >= max_steps)
             return (
                 t + 1, chosen, state, done, total, lengths,
                 ids.write(t, chosen), weights.write(t, attention),
@@ -596,7 +597,7 @@ class Translator(_Task):
             tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
         )
         _, _, _, _, total, lengths, ids, weights = tf.while_loop(
-            lambda t, _c, _s, done, *_: (t < max_steps) & ~tf.reduce_all(done), body, loop
+            lambda t, _c, _s, done, *_: ~tf.reduce_all(done), body, loop
         )
         return (
             _stacked(ids, [batch], tf.int32),
@@ -633,6 +634,7 @@ class Translator(_Task):
             total = tf.gather(tf.reshape(candidates, [batch, -1]), best, batch_dims=1)
             lengths = tf.gather(grown[:, :, 0], parent, batch_dims=1)
             done = tf.gather(done, parent, batch_dims=1) | (word == END_ID)
+            done |= (t + 1 >= max_steps)[:, None]
             flat = tf.reshape(rows + parent, [-1])
             state = [tf.gather(s, flat) for s in state]
             attention = tf.gather(attention, flat)
@@ -653,7 +655,7 @@ class Translator(_Task):
             tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
         )
         _, _, _, _, total, lengths, ids, parents, weights = tf.while_loop(
-            lambda t, _c, _s, done, *_: (t < max_steps) & ~tf.reduce_all(done), body, loop
+            lambda t, _c, _s, done, *_: ~tf.reduce_all(done), body, loop
         )
         normalized = total / length_penalty(lengths, alpha)
         best = tf.argmax(normalized, axis=1, output_type=tf.int32)

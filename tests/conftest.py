@@ -12,6 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TFDS_DIR = REPO_ROOT.parent / "shared" / "data" / "tensorflow_datasets"
 SHARED_JSB_DIR = REPO_ROOT.parent / "shared" / "data" / "jsb_chorales"
 SHARED_FSDD_DIR = REPO_ROOT.parent / "shared" / "data" / "fsdd"
+SHARED_MULTI30K_DIR = REPO_ROOT.parent / "shared" / "data" / "multi30k"
 SHARED_PM25_CSV = (
     REPO_ROOT.parent / "shared" / "data" / "beijing_pm25" / "PRSA_data_2010.1.1-2014.12.31.csv"
 )
@@ -52,6 +53,15 @@ def fsdd_dir():
     if os.environ.get("FSDD_DIR"):
         return os.environ["FSDD_DIR"]
     return str(SHARED_FSDD_DIR) if SHARED_FSDD_DIR.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def multi30k_dir():
+    """A copy of Multi30K's data/task1/ (raw/, tok/): $MULTI30K_DIR, else ../shared's copy, else
+    None (the code downloads the files to Keras's cache)."""
+    if os.environ.get("MULTI30K_DIR"):
+        return os.environ["MULTI30K_DIR"]
+    return str(SHARED_MULTI30K_DIR) if SHARED_MULTI30K_DIR.is_dir() else None
 
 
 @pytest.fixture(autouse=True)

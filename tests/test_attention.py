@@ -141,7 +141,8 @@ def decoder_reference(decoder, inputs, memory, mask):
     from reference import lstm
 
     kernel, recurrent_kernel, bias = (w.numpy().astype("float64") for w in decoder.cell.weights)
-    w_att = decoder.attention.kernel.numpy().astype("float64")
+    attentive = decoder.attention is not None
+    w_att = decoder.attention.kernel.numpy().astype("float64") if attentive else None
     w_c = decoder.combine.kernel.numpy().astype("float64")
     units, cell_units = decoder.units, recurrent_kernel.shape[0]
     outputs, all_weights = [], []
@@ -153,13 +154,18 @@ def decoder_reference(decoder, inputs, memory, mask):
             x = np.concatenate([x_t, tilde]) if decoder.input_feeding else x_t
             hs, cs = lstm(x[None], kernel, recurrent_kernel, bias, h0=h, c0=c)
             h, c = hs[0], cs[0]
+            full = np.zeros(memory.shape[1])
+            if not attentive:  # no attention: h~_t = tanh(W_c h_t), weights 0
+                tilde = np.tanh(h @ w_c)
+                rows.append(tilde)
+                weight_rows.append(full)
+                continue
             scores = real @ (w_att.T @ h)  # e_s = h^T W k_s
             a = np.exp(scores - scores.max())
             a /= a.sum()
             context = a @ real
             tilde = np.tanh(np.concatenate([context, h]) @ w_c)
             rows.append(tilde)
-            full = np.zeros(memory.shape[1])
             full[mask[b]] = a
             weight_rows.append(full)
         outputs.append(rows)
@@ -167,10 +173,15 @@ def decoder_reference(decoder, inputs, memory, mask):
     return np.array(outputs), np.array(all_weights)
 
 
-@pytest.mark.parametrize("input_feeding", [True, False])
-def test_decoder_against_numpy_and_step_by_step(input_feeding):
+@pytest.mark.parametrize(
+    "input_feeding, attention", [(True, "general"), (False, "general"), (True, None)]
+)
+def test_decoder_against_numpy_and_step_by_step(input_feeding, attention):
     decoder = rnn_keras.attention.AttentionDecoder(
-        rnn_keras.LSTMCell(4), SequenceAttention("general"), units=3, input_feeding=input_feeding
+        rnn_keras.LSTMCell(4),
+        SequenceAttention(attention) if attention else None,
+        units=3,
+        input_feeding=input_feeding,
     )
     inputs = RNG.normal(size=(2, 5, 2)).astype("float32")
     memory = RNG.normal(size=(2, 6, MEMORY_DIM)).astype("float32")
