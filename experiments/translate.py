@@ -151,8 +151,8 @@ def bleu(hypotheses, split_data):
     from sacremoses import MosesDetokenizer
 
     tokenized = sacrebleu.corpus_bleu(
-        hypotheses, [split_data["en_tok"]], tokenize="none", lowercase=True
-    ).score
+        hypotheses, [split_data["en_tok"]], tokenize="none", lowercase=True, force=True
+    ).score  # force: tokenized on purpose (sacreBLEU would warn of "forgotten" detokenization)
     detokenizer = MosesDetokenizer(lang="en")
     cased = []
     for hypothesis in hypotheses:

@@ -336,3 +336,16 @@ def test_quick_run_reports_bleu_both_ways_exports_and_resumes(tmp_path, multi30k
         json.loads((tmp_path / "metrics.json").read_text())["results"]["attention"]["test"]
         == results["attention"]["test"]
     )
+
+
+@pytest.mark.integration
+def test_committed_model_serves_what_its_keras_file_translates(multi30k_dir):
+    """saved_models/translate_de_en, loaded without rnn_keras, against the .keras file on the first
+    50 sentences of test_2016_flickr, at the card's beam (5, alpha 1.0)."""
+    german, _ = load_multi30k("test_2016_flickr", multi30k_dir)
+    served = run_without_rnn_keras(
+        SERVE, {"model": str(SAVED_MODEL), "inputs": {"test": german[:50]}}, cwd=REPO_ROOT
+    )["test"]
+    model = keras.saving.load_model(f"{SAVED_MODEL}.keras", compile=False)
+    assert served == model.translate(german[:50], beam_size=5, length_penalty_alpha=1.0)
+    assert served[2].startswith("a girl in a karate uniform")
