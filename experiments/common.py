@@ -144,15 +144,15 @@ def parse_args(parser, argv, quick):
     return args
 
 
-def export_task(task, export_dir, name):
-    """`task.export` to `export_dir/<name>` (the serving SavedModel) and the task without
-    optimizer state to `export_dir/<name>.keras`, each swapped in atomically; returns both
-    paths."""
+def export_task(task, export_dir, name, **export_kwargs):
+    """`task.export(..., **export_kwargs)` to `export_dir/<name>` (the serving SavedModel) and
+    the task without optimizer state to `export_dir/<name>.keras`, each swapped in atomically;
+    returns both paths."""
     from rnn_keras.export import save_model
     from rnn_keras.training import atomic_replace
 
     paths = (Path(export_dir) / name, Path(export_dir) / f"{name}.keras")
-    atomic_replace(task.export, paths[0])
+    atomic_replace(lambda tmp: task.export(tmp, **export_kwargs), paths[0])
     atomic_replace(lambda tmp: save_model(task, tmp), paths[1])
     return paths
 

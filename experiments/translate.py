@@ -312,19 +312,12 @@ def main(argv=None):
     by_length = sorted(range(len(test)), key=lambda i: len(test[i].split()))
     picks = [by_length[int(q * (len(test) - 1))] for q in np.linspace(0.1, 0.9, args.heatmaps)]
     attention_model = models["attention"]
-    results["heatmaps"] = plot_heatmaps(
-        attention_model, [test[i] for i in picks],
-        results["attention"]["val"][results["attention"]["chosen_beam"]], run_dir / "attention.png",
-    )  # fmt: skip
-
     chosen = results["attention"]["val"][results["attention"]["chosen_beam"]]
-    paths = (export_dir / "translate_de_en", export_dir / "translate_de_en.keras")
-    from rnn_keras.export import save_model
-    from rnn_keras.training import atomic_replace
-
+    results["heatmaps"] = plot_heatmaps(
+        attention_model, [test[i] for i in picks], chosen, run_dir / "attention.png"
+    )
     export_kwargs = dict(beam_size=chosen["beam_size"], length_penalty_alpha=chosen["alpha"])
-    atomic_replace(lambda tmp: attention_model.export(tmp, **export_kwargs), paths[0])
-    atomic_replace(lambda tmp: save_model(attention_model, tmp), paths[1])
+    paths = common.export_task(attention_model, export_dir, "translate_de_en", **export_kwargs)
 
     train_minutes = sum(results[n]["training"]["train_seconds"] for n in models) / 60
     metrics = {

@@ -1,91 +1,136 @@
-"""rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers, and models on them."""
+"""rnn_keras: the classic recurrent cells as exact, tested Keras 3 layers, and models on them.
 
-from rnn_keras import (
-    benchmarking,
-    datasets,
-    diagnostics,
-    export,
-    piano_rolls,
-    spoken_digits,
-    translation,
-)
-from rnn_keras.attention import AttentionDecoder, SequenceAttention
-from rnn_keras.audio import LogMelFrontEnd
-from rnn_keras.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, get_cell
-from rnn_keras.ensembles import TextEnsemble
-from rnn_keras.layers import GRU, LAYERS, LSTM, SimpleRNN, fused_unavailable_reason, get_layer
-from rnn_keras.models import (
-    LanguageModel,
+The package, by kind (docs/layout.md):
+
+    layers/      cells, sequence layers and their fused kernels, attention, audio front
+                 end, pooling and preprocessing layers
+    models/      the recurrent backbone; one module per task with its preprocessor and
+                 its serving endpoints
+    datasets/    loaders, splits and tf.data batching of every experiment's data
+    export/      SavedModel and LiteRT machinery (it knows no task), the on-device runner
+    training/    resumable fit, distribution, recipes, gradient monitoring
+    evaluation/  diagnostics, benchmarks, baselines
+    utils/       timing, optional dependencies
+
+Lower folders never import higher ones (tests/test_layout.py), in this order:
+utils, layers, datasets, export, models, training, evaluation.
+"""
+
+from rnn_keras import _legacy, datasets, evaluation, export, layers, models, training, utils
+from rnn_keras.evaluation import benchmarking, diagnostics
+from rnn_keras.layers import (
+    CELLS,
+    GRU,
+    LAYERS,
+    LSTM,
+    AttentionDecoder,
+    CyclicalEncoding,
+    GRUCell,
+    ImputeMissing,
+    LogMelFrontEnd,
+    LSTMCell,
     MaskedGlobalPooling1D,
+    ReviewStandardizer,
+    SequenceAttention,
+    SimpleRNN,
+    SimpleRNNCell,
+    SplitDirections,
+    fused_unavailable_reason,
+    get_cell,
+    get_layer,
+)
+from rnn_keras.models import (
+    CTCLoss,
+    FeatureWindowPreprocessor,
+    FrameNLL,
+    LanguageModel,
+    LanguageModelPreprocessor,
+    NatsPerFrame,
+    NoteByNote,
+    PolyphonicModel,
+    PreviousFrames,
     RecurrentBackbone,
+    SequenceAccuracy,
     SequenceClassifier,
     SequenceRegressor,
-    SplitDirections,
+    SpeechRecognizer,
+    TextClassifierPreprocessor,
+    TextEnsemble,
+    Translator,
+    TranslatorPreprocessor,
     per_output_absolute_error,
     recurrent_layer,
 )
-from rnn_keras.monitoring import GradientNorm, GradientNormMonitor, rounded_binary_accuracy
-from rnn_keras.music import FrameNLL, NatsPerFrame, NoteByNote, PolyphonicModel, PreviousFrames
-from rnn_keras.preprocessing import CyclicalEncoding, ImputeMissing
-from rnn_keras.preprocessors import (
-    FeatureWindowPreprocessor,
-    LanguageModelPreprocessor,
-    TextClassifierPreprocessor,
+from rnn_keras.training.monitoring import (
+    GradientNorm,
+    GradientNormMonitor,
+    rounded_binary_accuracy,
 )
-from rnn_keras.speech import CTCLoss, SequenceAccuracy, SpeechRecognizer
-from rnn_keras.text import ReviewStandardizer
-from rnn_keras.translation import Translator, TranslatorPreprocessor
 
-__version__ = "0.3.0"
+__version__ = "1.0.0"
+
+# rnn_keras 0.3's module paths (`rnn_keras.piano_rolls`, `from rnn_keras.speech import ...`),
+# kept working: each names the module (or modules) that holds its names now.
+_legacy.install(__name__)
+
+
+def __getattr__(name):
+    return _legacy.getattr_of_package(__name__, name)
+
 
 __all__ = [
     "AttentionDecoder",
     "CELLS",
+    "CTCLoss",
     "CyclicalEncoding",
     "FeatureWindowPreprocessor",
-    "LanguageModelPreprocessor",
-    "TextClassifierPreprocessor",
-    "per_output_absolute_error",
+    "FrameNLL",
     "GRU",
-    "LAYERS",
-    "LSTM",
     "GRUCell",
     "GradientNorm",
     "GradientNormMonitor",
     "ImputeMissing",
+    "LAYERS",
+    "LSTM",
     "LSTMCell",
     "LanguageModel",
-    "MaskedGlobalPooling1D",
-    "RecurrentBackbone",
-    "ReviewStandardizer",
-    "SequenceClassifier",
-    "SequenceRegressor",
-    "SimpleRNN",
-    "SimpleRNNCell",
-    "SplitDirections",
-    "benchmarking",
-    "datasets",
-    "diagnostics",
-    "export",
-    "piano_rolls",
-    "spoken_digits",
-    "translation",
-    "CTCLoss",
+    "LanguageModelPreprocessor",
     "LogMelFrontEnd",
-    "SequenceAccuracy",
-    "SequenceAttention",
-    "SpeechRecognizer",
-    "TextEnsemble",
-    "Translator",
-    "TranslatorPreprocessor",
-    "FrameNLL",
+    "MaskedGlobalPooling1D",
     "NatsPerFrame",
     "NoteByNote",
     "PolyphonicModel",
     "PreviousFrames",
+    "RecurrentBackbone",
+    "ReviewStandardizer",
+    "SequenceAccuracy",
+    "SequenceAttention",
+    "SequenceClassifier",
+    "SequenceRegressor",
+    "SimpleRNN",
+    "SimpleRNNCell",
+    "SpeechRecognizer",
+    "SplitDirections",
+    "TextClassifierPreprocessor",
+    "TextEnsemble",
+    "Translator",
+    "TranslatorPreprocessor",
+    "benchmarking",
+    "datasets",
+    "diagnostics",
+    "evaluation",
+    "export",
     "fused_unavailable_reason",
     "get_cell",
-    "rounded_binary_accuracy",
     "get_layer",
+    "layers",
+    "models",
+    "per_output_absolute_error",
+    "piano_rolls",
     "recurrent_layer",
+    "rounded_binary_accuracy",
+    "spoken_digits",
+    "training",
+    "translation",
+    "utils",
 ]

@@ -203,15 +203,38 @@ def test_legacy_implementation_strings_load_as_use_fused(cell_name):
         layer_class.from_config({**config, "implementation": "generic", "use_fused": True})
 
 
-def test_dropout_rnn_cell_is_imported_from_keras_src_only_while_keras_keeps_it_private():
-    """rnn_keras.cells imports DropoutRNNCell from keras.src: Keras exports no public name."""
-    assert not hasattr(keras.layers, "DropoutRNNCell"), (
-        "Keras now exports DropoutRNNCell publicly: import it from keras.layers in "
-        "rnn_keras/cells.py instead of keras.src, and delete this test"
+@pytest.mark.parametrize("use_fused", [False, True])
+def test_own_dropout_masks_one_per_sequence_new_every_call_and_trace(use_fused):
+    """rnn_keras.layers.dropout.DropoutMasks (no keras.src): identity kernel, zero recurrent
+    kernel and inputs of 0.5, so every output step is tanh(mask / 2): 0 or tanh(1)."""
+    units = 6
+    layer = rnn_keras.SimpleRNN(
+        units, use_bias=False, dropout=0.5, seed=4, use_fused=use_fused,
+        return_sequences=True,
+    )  # fmt: skip
+    layer.build((None, None, units))
+    layer.set_weights([np.eye(units, dtype="float32"), np.zeros((units, units), "float32")])
+    assert layer.uses_fast_path() == use_fused
+    x = np.full((8, 5, units), 0.5, "float32")
+    first, second = (np.asarray(layer(x, training=True)) for _ in range(2))
+    for masks in (first, second):
+        assert np.all(np.isclose(masks, 0.0) | np.isclose(masks, np.tanh(1.0)))
+        np.testing.assert_array_equal(masks, np.repeat(masks[:, :1], 5, axis=1))
+    assert not np.array_equal(first, second)  # a new mask for a new call
+
+    # Traced twice (two batch sizes), and a bare keras.layers.RNN over the same kind of cell:
+    # a mask of an earlier trace is never reused (it would belong to another graph).
+    bare = keras.layers.RNN(
+        rnn_keras.SimpleRNNCell(units, use_bias=False, dropout=0.5, seed=4),
+        return_sequences=True,
     )
-    # The private class is the one Keras's own cells mix in (and keras.layers.RNN checks for).
-    assert issubclass(keras.layers.LSTMCell, rnn_keras.cells.DropoutRNNCell)
-    assert issubclass(rnn_keras.LSTMCell, rnn_keras.cells.DropoutRNNCell)
+    bare.build((None, None, units))
+    bare.set_weights(layer.get_weights())
+    for model in (layer, bare):
+        run = tf.function(lambda inputs, model=model: model(inputs, training=True))
+        for batch in (3, 5, 3):
+            masks = np.asarray(run(np.full((batch, 4, units), 0.5, "float32")))
+            np.testing.assert_array_equal(masks, np.repeat(masks[:, :1], 4, axis=1))
 
 
 @pytest.mark.parametrize("cell_name", ["lstm", "gru"])

@@ -24,7 +24,7 @@ log-likelihood of frame t given the frames before it (`frame_nll`).
 import keras
 from keras import ops
 
-from rnn_keras.models import _SteppedTask
+from rnn_keras.models.task import SteppedTask
 
 __all__ = [
     "FRAME_OUTPUTS",
@@ -187,7 +187,7 @@ def _decide(logits, temperature, seed):
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class PolyphonicModel(_SteppedTask):
+class PolyphonicModel(SteppedTask):
     """A model of piano rolls: the logits of frame t's keys from the frames before it.
 
     Input: rolls `(batch, time, K)` (0/1). Output: float32 logits `(batch,
@@ -257,7 +257,7 @@ class PolyphonicModel(_SteppedTask):
         return FrameNLL()
 
     def compile(self, optimizer="auto", loss="auto", metrics=None, **kwargs):
-        """`_Task.compile`; `weighted_metrics` defaults to `[NatsPerFrame()]` (Keras gives
+        """`Task.compile`; `weighted_metrics` defaults to `[NatsPerFrame()]` (Keras gives
         sample weights to weighted metrics only)."""
         kwargs.setdefault("weighted_metrics", [NatsPerFrame()])
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
@@ -267,16 +267,72 @@ class PolyphonicModel(_SteppedTask):
         del config["preprocessor"]
         return config
 
-    def export(self, filepath, format="tf_saved_model", verbose=None, **kwargs):
-        """Writes the serving SavedModel (`score` and `generate`; see `rnn_keras.export`).
+    def has_serving_endpoints(self):
+        return True  # piano rolls in: no preprocessor
 
-        With another `format` or arguments, this is `keras.Model.export`.
+    def serving_endpoints(self):
+        """The SavedModel's endpoints:
+
+        - `score(rolls: float32 [None, None, K])` -> float32 `[None]`: nats per time
+          step of each roll (all rows as long as the array; NaN for 0 steps); rolls
+          with another key count or values other than 0 and 1 (NaN included) are
+          refused with an InvalidArgumentError that says so;
+        - `generate(num_steps: int32 [], temperature: float32 [], seed: int32 [])` ->
+          float32 `[num_steps, K]`: new frames from silence (temperature 0 greedy),
+          the same for the same seed; num_steps outside [0, MAX_GENERATE_STEPS] or a
+          negative or non-finite temperature is refused.
         """
-        if format != "tf_saved_model" or kwargs:
-            return keras.Model.export(self, filepath, format=format, verbose=verbose, **kwargs)
-        from rnn_keras import export
+        import tensorflow as tf
 
-        return export.export_task(self, filepath)
+        model = self
+        keys = model.num_keys
+
+        def score(rolls):
+            checks = [
+                tf.debugging.assert_equal(
+                    tf.shape(rolls)[2], keys, message=f"score: rolls must be [batch, steps, {keys}]"
+                ),
+                tf.debugging.assert_equal(
+                    tf.reduce_all((rolls == 0.0) | (rolls == 1.0)),
+                    True,
+                    message="score: a roll holds 0 (silent) or 1 (sounding) per key and step",
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                rolls = tf.ensure_shape(tf.identity(rolls), [None, None, keys])
+            nats = model.frame_nats(rolls)
+            return tf.reduce_sum(nats, axis=1) / tf.cast(tf.shape(rolls)[1], tf.float32)
+
+        def generate(num_steps, temperature, seed):
+            checks = [
+                tf.debugging.assert_non_negative(num_steps, message="generate: num_steps < 0"),
+                tf.debugging.assert_less_equal(
+                    num_steps,
+                    MAX_GENERATE_STEPS,
+                    message=f"generate: num_steps above the limit of {MAX_GENERATE_STEPS}",
+                ),
+                tf.debugging.assert_equal(
+                    tf.math.is_finite(temperature) & (temperature >= 0.0),
+                    True,
+                    message="generate: temperature must be finite and >= 0 (0 is greedy)",
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                num_steps = tf.identity(num_steps)
+            prompt = tf.zeros([0, keys])
+            return model.generate_frames(prompt, num_steps, temperature, tf.stack([seed, 0]))
+
+        return {
+            "score": (score, [tf.TensorSpec([None, None, None], tf.float32, "rolls")]),
+            "generate": (
+                generate,
+                [
+                    tf.TensorSpec([], tf.int32, name="num_steps"),
+                    tf.TensorSpec([], tf.float32, name="temperature"),
+                    tf.TensorSpec([], tf.int32, name="seed"),
+                ],
+            ),
+        }
 
     # -- inference: logits, frames, scores ----------------------------------------------------
 

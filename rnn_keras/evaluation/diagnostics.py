@@ -23,8 +23,8 @@ import time
 import keras
 import numpy as np
 
-from rnn_keras.models import recurrent_layer
-from rnn_keras.monitoring import GradientNormMonitor
+from rnn_keras.models.backbone import recurrent_layer
+from rnn_keras.training.monitoring import GradientNormMonitor
 
 __all__ = [
     "LearningCurveRecorder",

@@ -33,6 +33,8 @@ import os
 import statistics
 import time
 
+from rnn_keras.utils.timing import median_seconds
+
 __all__ = [
     "TRAIN_FLOPS_PER_UNIT",
     "Implementation",
@@ -67,15 +69,15 @@ def implementations(include_torch=False):
     """
     import keras
 
-    import rnn_keras
+    from rnn_keras.layers import recurrent
 
     def built_in_gru_v1(units, **kwargs):
         return keras.layers.GRU(units, reset_after=False, **kwargs)
 
     timed = [
-        Implementation("rnn_keras.SimpleRNN", "rnn_keras", "simple", rnn_keras.SimpleRNN),
-        Implementation("rnn_keras.LSTM", "rnn_keras", "lstm", rnn_keras.LSTM),
-        Implementation("rnn_keras.GRU", "rnn_keras", "gru", rnn_keras.GRU),
+        Implementation("rnn_keras.SimpleRNN", "rnn_keras", "simple", recurrent.SimpleRNN),
+        Implementation("rnn_keras.LSTM", "rnn_keras", "lstm", recurrent.LSTM),
+        Implementation("rnn_keras.GRU", "rnn_keras", "gru", recurrent.GRU),
         Implementation("keras.layers.SimpleRNN", "keras", "simple", keras.layers.SimpleRNN),
         Implementation("keras.layers.LSTM", "keras", "lstm", keras.layers.LSTM),
         Implementation("keras.layers.GRU(reset_after=False)", "keras", "gru", built_in_gru_v1),
@@ -163,20 +165,6 @@ def random_batch(*, batch, time, vocabulary, per_step_output, seed=0):
     else:
         y = rng.integers(0, 2, (batch, 1)).astype("float32")
     return x, y
-
-
-def median_seconds(run_steps, *, steps, repeats, warmup_steps=2):
-    """The median over `repeats` timings of `run_steps(steps)` of the seconds per step.
-
-    `run_steps(warmup_steps)` runs first, untimed.
-    """
-    run_steps(warmup_steps)
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run_steps(steps)
-        timings.append((time.perf_counter() - start) / steps)
-    return statistics.median(timings)
 
 
 def time_keras(layer, *, steps, repeats, jit_compile, **shape):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import keras
 
+from rnn_keras.utils.optional import import_module
+
 __all__ = [
     "atomic_replace",
     "history_dict",
@@ -47,6 +49,7 @@ def resumable_fit(
     callbacks=(),
     verbose="auto",
     time_budget=None,
+    tensorboard="auto",
     **tensorboard_kwargs,
 ):
     """`model.fit` that survives being killed: returns (History, seconds).
@@ -55,8 +58,9 @@ def resumable_fit(
     resumes where it stopped), `EarlyStopping` on `monitor` with `patience`,
     restoring the best weights, `TimeBudget(time_budget)` when given (the seconds of
     training the whole run may take, a killed attempt's included), and TensorBoard in
-    `run_dir/tensorboard<phase>`
-    (`tensorboard_kwargs` are its arguments); `callbacks` come first. At most
+    `run_dir/tensorboard<phase>` (`tensorboard_kwargs` are its arguments) when
+    `tensorboard` is True, or "auto" and the tensorboard package (the
+    `[tensorboard]` extra) is installed; `callbacks` come first. At most
     `epochs` epochs; `data` is not shuffled by `fit` (shuffle it in the pipeline).
 
     A resumed fit accounts for the whole run: every finished epoch's logs (and
@@ -71,9 +75,7 @@ def resumable_fit(
     except under several workers); under a multi-worker strategy each worker
     prints the digest of its weights after training (the same on every worker).
     """
-    import keras
-
-    from rnn_keras.distribute import multi_worker, trainer, weights_digest
+    from rnn_keras.training.distribute import multi_worker, trainer, weights_digest
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -88,8 +90,10 @@ def resumable_fit(
         early_stopping,
         record.callback,  # after early stopping (its best epoch), before the backup
         keras.callbacks.BackupAndRestore(str(run_dir / f"backup{phase}")),
-        keras.callbacks.TensorBoard(str(run_dir / f"tensorboard{phase}"), **tensorboard_kwargs),
     ]
+    if _log_to_tensorboard(tensorboard):
+        log_dir = str(run_dir / f"tensorboard{phase}")
+        callbacks.append(keras.callbacks.TensorBoard(log_dir, **tensorboard_kwargs))
     started = time.time()
     history = trainer(model).fit(
         data,
@@ -111,6 +115,22 @@ def resumable_fit(
     return history, record.seconds_before + time.time() - started
 
 
+def _log_to_tensorboard(tensorboard):
+    """Whether `resumable_fit` logs to TensorBoard: True (the package is required), False,
+    or "auto" (when it is installed)."""
+    if tensorboard not in ("auto", True, False):
+        raise ValueError(
+            f"resumable_fit: `tensorboard` must be 'auto', True or False. Received: {tensorboard!r}"
+        )
+    if tensorboard is True:
+        import_module("tensorboard", feature="resumable_fit(tensorboard=True)")
+    if tensorboard == "auto":
+        import importlib.util
+
+        return importlib.util.find_spec("tensorboard") is not None
+    return tensorboard
+
+
 class _EpochRecord:
     """The per-epoch record of a fit that a BackupAndRestore restart continues.
 
@@ -123,8 +143,6 @@ class _EpochRecord:
     """
 
     def __init__(self, path, early_stopping, step_logs=()):
-        import keras
-
         self.path = Path(path)
         self.best_weights_path = self.path.with_name(self.path.stem + ".best_weights.npz")
         self.early_stopping, self.step_logs = early_stopping, tuple(step_logs)
@@ -247,7 +265,6 @@ def history_dict(history):
 
 def machine_info():
     """Facts that make a measured figure comparable: CPU, cores, library versions."""
-    import keras
     import tensorflow as tf
 
     cpu = platform.processor() or platform.machine()
@@ -279,8 +296,7 @@ def write_json(path, data):
 
 def plot_history(history, path, metrics, title):
     """One learning-curve PNG: each metric for train and validation, per epoch."""
-    import matplotlib
-
+    matplotlib = import_module("matplotlib", feature="plot_history")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -13,8 +13,10 @@ each clip's real frames, and `model.fit` can use `CTCLoss` on the plain
 import keras
 from keras import ops
 
-from rnn_keras.audio import LogMelFrontEnd
-from rnn_keras.models import RecurrentBackbone, _Task
+from rnn_keras.layers.audio import LogMelFrontEnd
+from rnn_keras.models.backbone import RecurrentBackbone
+from rnn_keras.models.task import Task
+from rnn_keras.utils.optional import import_module
 
 __all__ = [
     "CTCLoss",
@@ -150,7 +152,7 @@ class BlankPadding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class SpeechRecognizer(_Task):
+class SpeechRecognizer(Task):
     """Raw audio to token sequences with CTC (the guide's speech recognition).
 
     Inputs `{"waveforms": float32 (batch, samples) in [-1, 1], zero-padded,
@@ -367,17 +369,65 @@ class SpeechRecognizer(_Task):
                 transcripts.append(self.separator.join(tokens))
         return transcripts
 
-    def export(self, filepath, format="tf_saved_model", verbose=None, **kwargs):
-        """Writes the serving SavedModel: `transcribe(waveforms float32 [batch, samples],
-        lengths int32 [batch]) -> string [batch]` (see `rnn_keras.export`).
+    def has_serving_endpoints(self):
+        return True  # raw audio in: the front end is part of the network
 
-        With another `format` or arguments, this is `keras.Model.export`.
+    def serving_endpoints(self):
+        """The SavedModel's endpoint: `transcribe(waveforms: float32 [None, None], lengths:
+        int32 [None])` -> string `[None]`: greedy CTC transcripts, tokens joined by the
+        task's separator (the digit words with spaces for `experiments/speech.py`).
+
+        Row i is read up to `lengths[i]` samples (what follows is ignored); amplitude
+        does not matter (the features are normalised per clip, so int16-range values
+        give the transcript of the same clip in [-1, 1]). A zero-length clip gives "", a
+        zero-size batch `[0]` strings. Refused with an InvalidArgumentError that says
+        which: NaN or Inf among a clip's samples, negative lengths, lengths longer than
+        the array, or not one length per row.
         """
-        if format != "tf_saved_model" or kwargs:
-            return keras.Model.export(self, filepath, format=format, verbose=verbose, **kwargs)
-        from rnn_keras import export
+        import tensorflow as tf
 
-        return export.export_task(self, filepath)
+        recognizer = self
+        tokens = tf.constant(["", *recognizer.vocabulary])  # id 0 is the blank
+        shortest = recognizer.front_end.frame_length  # samples the transform needs in a row
+
+        def transcribe(waveforms, lengths):
+            rows, samples = tf.shape(waveforms)[0], tf.shape(waveforms)[1]
+            checks = [
+                tf.debugging.assert_equal(
+                    tf.shape(lengths)[0], rows,
+                    message="transcribe: expected one length per waveform row",
+                ),
+                tf.debugging.assert_non_negative(
+                    lengths, message="transcribe: lengths must be >= 0"
+                ),
+                tf.debugging.assert_less_equal(
+                    lengths, samples,
+                    message="transcribe: a length is longer than the waveforms array (samples)",
+                ),
+            ]  # fmt: skip
+            with tf.control_dependencies(checks):
+                inside = tf.range(samples)[None, :] < lengths[:, None]
+                waveforms = tf.where(inside, waveforms, 0.0)  # what follows a clip is ignored
+            finite = tf.debugging.assert_all_finite(
+                waveforms, "transcribe: NaN or Inf among a clip's samples"
+            )
+            with tf.control_dependencies([finite]):
+                waveforms = tf.pad(waveforms, [[0, 0], [0, tf.maximum(shortest - samples, 0)]])
+
+            def run():
+                logits = recognizer({"waveforms": waveforms, "lengths": lengths}, training=False)
+                ids = _greedy_ids(logits)
+                words = tf.gather(tokens, tf.ragged.boolean_mask(ids, ids > 0))
+                text = tf.strings.reduce_join(words, axis=1, separator=recognizer.separator)
+                return tf.where(lengths > 0, text, "")
+
+            return tf.cond(rows > 0, run, lambda: tf.zeros([0], tf.string))
+
+        signature = [
+            tf.TensorSpec([None, None], tf.float32, name="waveforms"),
+            tf.TensorSpec([None], tf.int32, name="lengths"),
+        ]
+        return {"transcribe": (transcribe, signature)}
 
     def get_config(self):
         return {**super().get_config(), "front_end": keras.layers.serialize(self.front_end)}
@@ -387,7 +437,7 @@ def plot_transcription(recognizer, waveform, path=None, title=None):
     """One clip as a picture: the waveform, the log-mel frames the network reads, and the CTC
     posteriors per frame (the blank dashed); the greedy transcript in the title. Writes
     `path` when given; returns the matplotlib figure."""
-    import matplotlib
+    matplotlib = import_module("matplotlib", feature="plot_transcription")
 
     if path is not None:
         matplotlib.use("Agg")

@@ -45,7 +45,7 @@ import numbers
 import keras
 from keras import activations, ops, regularizers
 
-from rnn_keras.cells import GRUCell, LSTMCell, SimpleRNNCell, get_cell
+from rnn_keras.layers.cells import GRUCell, LSTMCell, SimpleRNNCell, get_cell
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "LAYERS", "get_layer", "fused_unavailable_reason"]
 
@@ -85,7 +85,7 @@ _CELL_ARGS = (
 _LAYER_ARGS = ("use_fused", "implementation", "use_cudnn", "batch_splits", "steps_per_iteration")
 
 
-def _activation_set(name):
+def activation_set(name):
     """Every callable that computes the activation `name`, as users may pass it."""
     functions = {activations.get(name), getattr(ops, name)}
     if keras.backend.backend() == "tensorflow":
@@ -107,13 +107,13 @@ def fused_unavailable_reason(layer):
         return f"the fused kernel is TensorFlow-only (backend: {keras.backend.backend()!r})"
     if layer.unroll:
         return "unroll=True asks for keras.layers.RNN's unrolled loop"
-    if cell.activation not in _activation_set("tanh"):
+    if cell.activation not in activation_set("tanh"):
         return (
             f"its gradient is written for activation=tanh (received: "
             f"{activations.serialize(cell.activation)!r})"
         )
     recurrent_activation = getattr(cell, "recurrent_activation", None)
-    if recurrent_activation is not None and recurrent_activation not in _activation_set("sigmoid"):
+    if recurrent_activation is not None and recurrent_activation not in activation_set("sigmoid"):
         return (
             f"its gradient is written for recurrent_activation=sigmoid (received: "
             f"{activations.serialize(recurrent_activation)!r})"
@@ -155,7 +155,7 @@ def _is_one_of(value, allowed):
     return any(type(value) is type(a) and value == a for a in allowed)
 
 
-class _SequenceLayer(keras.layers.RNN):
+class SequenceLayer(keras.layers.RNN):
     """An RNN that owns its cell and may run the whole sequence in one fused kernel.
 
     Subclasses set `cell_class`, `cell_arguments` and `_run_kernel`, and list
@@ -268,12 +268,23 @@ class _SequenceLayer(keras.layers.RNN):
 
         return 1 if tf.config.list_physical_devices("GPU") else 2
 
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        # One dropout mask per sequence: drawn in `inner_loop`, before the time loop, and
+        # forgotten after the call.
+        self.cell.reset_dropout_masks()
+        try:
+            return super().call(sequences, initial_state, mask=mask, training=training)
+        finally:
+            self.cell.reset_dropout_masks()
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self.uses_fast_path():
+            self.cell.get_dropout_mask(sequences[:, 0])
+            self.cell.get_recurrent_dropout_mask(initial_state[0])
             return super().inner_loop(sequences, initial_state, mask, training=training)
         import tensorflow as tf
 
-        from rnn_keras import fast
+        from rnn_keras.layers import fused
 
         cell = self.cell
         cell._check_step_input(sequences[:, 0])
@@ -301,7 +312,7 @@ class _SequenceLayer(keras.layers.RNN):
         projection = tf.reshape(
             projection, tf.concat([tf.shape(inputs)[:2], [projection.shape[-1]]], 0)
         )
-        hidden, states = fast.in_batch_parts(
+        hidden, states = fused.in_batch_parts(
             self._run_kernel,
             projection,
             tf.convert_to_tensor(cell.recurrent_kernel),
@@ -445,7 +456,7 @@ def _args_doc(recurrent_activation=False, unit_forget_bias=False, reset_after=Fa
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class SimpleRNN(_SequenceLayer):
+class SimpleRNN(SequenceLayer):
     """`keras.layers.RNN(rnn_keras.SimpleRNNCell(units, ...))` with the fused fast path.
 
     The same arguments as `keras.layers.SimpleRNN`; see `SimpleRNNCell` for the
@@ -487,9 +498,9 @@ class SimpleRNN(_SequenceLayer):
         super().__init__(**_arguments(locals()))
 
     def _run_kernel(self, projection, recurrent_kernel, initial_state, mask, recurrent_mask):
-        from rnn_keras import fast
+        from rnn_keras.layers import fused
 
-        hidden = fast.simple_rnn_sequence(
+        hidden = fused.simple_rnn_sequence(
             projection,
             recurrent_kernel,
             initial_state[0],
@@ -501,7 +512,7 @@ class SimpleRNN(_SequenceLayer):
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class LSTM(_SequenceLayer):
+class LSTM(SequenceLayer):
     """`keras.layers.RNN(rnn_keras.LSTMCell(units, ...))` with the fused fast path.
 
     The same arguments as `keras.layers.LSTM`; see `LSTMCell` for the equations,
@@ -547,9 +558,9 @@ class LSTM(_SequenceLayer):
         super().__init__(**_arguments(locals()))
 
     def _run_kernel(self, projection, recurrent_kernel, initial_state, mask, recurrent_mask):
-        from rnn_keras import fast
+        from rnn_keras.layers import fused
 
-        hidden, c_last = fast.lstm_sequence(
+        hidden, c_last = fused.lstm_sequence(
             projection,
             recurrent_kernel,
             initial_state[0],
@@ -562,7 +573,7 @@ class LSTM(_SequenceLayer):
 
 
 @keras.saving.register_keras_serializable(package="rnn_keras")
-class GRU(_SequenceLayer):
+class GRU(SequenceLayer):
     """`keras.layers.RNN(rnn_keras.GRUCell(units, ...))` with the fused fast path.
 
     The arguments of `keras.layers.GRU`, except that `reset_after` must be False
@@ -618,9 +629,9 @@ class GRU(_SequenceLayer):
         super().__init__(**arguments)
 
     def _run_kernel(self, projection, recurrent_kernel, initial_state, mask, recurrent_mask):
-        from rnn_keras import fast
+        from rnn_keras.layers import fused
 
-        hidden = fast.gru_sequence(
+        hidden = fused.gru_sequence(
             projection,
             recurrent_kernel,
             initial_state[0],

@@ -13,6 +13,9 @@ with `w` chosen on validation by `mixing_weight`.
 import keras
 import numpy as np
 
+from rnn_keras.export.saved_model import export_task
+from rnn_keras.utils.optional import import_module
+
 __all__ = [
     "TextEnsemble",
     "mixing_curve",
@@ -134,9 +137,22 @@ class TextEnsemble(keras.Model):
         """Writes the serving SavedModel (`serve` and `serve_members`, raw text in)."""
         if format != "tf_saved_model" or kwargs:
             return super().export(filepath, format=format, verbose=verbose, **kwargs)
-        from rnn_keras import export
+        return export_task(self, filepath)
 
-        return export.export_task(self, filepath)
+    def serving_endpoints(self):
+        """`serve(text: tf.string [None])` -> float32 `[None]`, the ensemble's probability,
+        and `serve_members(text)` -> `{member name: float32 [None]}`, each member's own."""
+        import tensorflow as tf
+
+        signature = [tf.TensorSpec([None], tf.string, name="text")]
+
+        def serve_members(text):
+            return {member.name: self._member_output(member, text) for member in self.members}
+
+        return {
+            "serve": (lambda text: self(text, training=False)[:, 0], signature),
+            "serve_members": (serve_members, signature),
+        }
 
     def get_config(self):
         return {
@@ -150,7 +166,7 @@ class TextEnsemble(keras.Model):
 def recurrent_member(model):
     """The recurrent classifier of `model`: its `SequenceClassifier` member if it is a
     `TextEnsemble` (which must have exactly one), else `model` itself."""
-    from rnn_keras.models import SequenceClassifier
+    from rnn_keras.models.sequence_classifier import SequenceClassifier
 
     if not isinstance(model, TextEnsemble):
         return model
@@ -195,7 +211,7 @@ def mixing_weight(curve):
 
 def plot_mixing_curve(curve, path, first="first", second="second", chosen=None):
     """Accuracy and log loss against the first member's weight, as a PNG at `path`."""
-    import matplotlib
+    matplotlib = import_module("matplotlib", feature="plot_mixing_curve")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

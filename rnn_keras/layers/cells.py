@@ -15,25 +15,20 @@ Conventions shared by all cells:
   `(G * units,)`. Gate blocks sit side by side along the last axis in the same
   order as Keras's built-in cells, so weights move between the two with
   `set_weights(other.get_weights())` (see each cell for the GRU sign flip).
-* `dropout` and `recurrent_dropout` use Keras's `DropoutRNNCell` mechanism:
-  one mask per sequence, drawn when `keras.layers.RNN` starts a call and
-  reused at every step (variational dropout, Gal & Ghahramani 2016).
+* `dropout` and `recurrent_dropout` draw one mask per sequence, reused at
+  every step (variational dropout, Gal & Ghahramani 2016), as Keras's cells
+  do: `rnn_keras.layers.dropout.DropoutMasks`.
 """
 
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
-# The one keras.src import, kept because Keras (3.15) exports no public name for the
-# mixin that gives a cell one dropout mask per sequence: keras.layers.LSTMCell and
-# friends use this one, and keras.layers.RNN looks for exactly this class to prepare
-# and reset the masks. tests/test_api.py fails once Keras exports it publicly, to
-# switch to the public import then.
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+from rnn_keras.layers.dropout import DropoutMasks
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "CELLS", "get_cell"]
 
 
-class _FusedCell(keras.layers.Layer, DropoutRNNCell):
+class _FusedCell(keras.layers.Layer, DropoutMasks):
     """Shared constructor, weights, input checks and config of the fused cells.
 
     Subclasses set `num_gates` and `num_states` and implement `call`.
@@ -180,6 +175,9 @@ class _FusedCell(keras.layers.Layer, DropoutRNNCell):
         return h_prev
 
     def get_initial_state(self, batch_size=None):
+        # keras.layers.RNN asks for the zero state once per call, before its loop: a new
+        # sequence, so new dropout masks.
+        self.reset_dropout_masks()
         return [
             ops.zeros((batch_size, self.units), dtype=self.compute_dtype)
             for _ in range(self.num_states)

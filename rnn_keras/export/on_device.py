@@ -38,8 +38,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.interpreter import Interpreter
+
+try:
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError as error:  # this file imports nothing of rnn_keras: the message is here
+    if error.name is None or not error.name.startswith("ai_edge_litert"):
+        raise
+    raise ImportError(
+        "rnn_keras's on-device runner needs LiteRT's interpreter (ai-edge-litert), which "
+        'rnn-keras installs with an extra. Expected it installed: pip install "rnn-keras[litert]". '
+        f"Received: {error}"
+    ) from error
 
 __all__ = [
     "REVIEW_RULE",

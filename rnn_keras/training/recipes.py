@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_keras.training import history_dict, resumable_fit, saved_step
+from rnn_keras.training.fit import history_dict, resumable_fit, saved_step
 
 __all__ = [
     "distillation_data",
@@ -73,7 +73,7 @@ def ngram_classifier(texts, labels=None, *, max_tokens=100_000, ngrams=2, max_ch
     import keras
     import tensorflow as tf
 
-    from rnn_keras.text import FeatureWeights, ReviewStandardizer
+    from rnn_keras.layers.text_preprocessing import FeatureWeights, ReviewStandardizer
 
     vectorizer = keras.layers.TextVectorization(
         max_tokens=max_tokens,
@@ -311,7 +311,7 @@ def self_training_data(
     `distillation_data` (`confidence`, `soft`, `copies`, `seed`). The record
     holds each step's and their total `seconds`.
     """
-    from rnn_keras.text import score_texts
+    from rnn_keras.datasets.text_batches import score_texts
 
     if teacher in NGRAM_TEACHERS:
         model, record = ngram_teacher(
@@ -433,7 +433,7 @@ def pretrain_language_model(
     """
     import keras
 
-    from rnn_keras.models import LanguageModel
+    from rnn_keras.models.language_model import LanguageModel
 
     weights_path = str(Path(run_dir) / weights_file)
     strategy = backbone.distribute_strategy

@@ -1,0 +1,21 @@
+"""Datasets: loaders that download from the official source with `keras.utils.get_file` or
+tensorflow-datasets (or read a copy given as `data_dir`), their splits, and `tf.data`
+batching.
+
+    adding_problem.py   the adding problem (Hochreiter & Schmidhuber 1997)
+    imdb.py             IMDB reviews and the movie-disjoint validation split
+    text_batches.py     length-bucketed review batches, scoring in order
+    char_windows.py     a character stream as parallel windows (truncated BPTT)
+    multi30k.py         Multi30K German-English
+    fsdd.py             the Free Spoken Digit Dataset and connected digit strings
+    chorales.py         JSB Chorales as piano rolls, MIDI files, pictures
+    feature_windows.py  forecasting windows of an hourly table (Beijing PM2.5)
+"""
+
+from rnn_keras.datasets.adding_problem import (
+    adding_problem,
+    adding_problem_batch,
+    adding_problem_dataset,
+)
+
+__all__ = ["adding_problem", "adding_problem_batch", "adding_problem_dataset"]

@@ -1,0 +1,1 @@
+"""What every other part of rnn_keras may use: timing and optional dependencies."""
