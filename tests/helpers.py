@@ -39,22 +39,90 @@ else:
 """
 
 
-def run_without_rnn_keras(code, payload, cwd, timeout=600):
-    """Run `code` in a fresh Python process that cannot import rnn_keras.
+_SERVER_LOOP = """
+import contextlib, io, json, os, sys, traceback
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+protocol = sys.stdout
+sys.stdout = sys.stderr  # what the snippets print goes to the log, not into the protocol
+for line in sys.stdin:
+    job = json.loads(line)
+    namespace = {"request": job["payload"], "response": None}
+    try:
+        os.chdir(job["cwd"])
+        exec(compile(job["code"], "<snippet>", "exec"), namespace)
+        reply = {"response": namespace["response"]}
+    except BaseException:
+        reply = {"error": traceback.format_exc()}
+    protocol.write(json.dumps(reply) + "\\n")
+    protocol.flush()
+"""
 
-    `payload` goes to the process as JSON on stdin (`request` in `code`); whatever
-    the code stores in `response` comes back, decoded from JSON.
+
+class _Server:
+    """One long-lived Python process that cannot import rnn_keras, per test process: it runs
+    snippets one after another, each in a namespace of its own, so the TensorFlow import
+    (seconds) is paid once instead of once per check."""
+
+    def __init__(self):
+        import subprocess
+        import sys
+        import tempfile
+
+        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _BLOCK_RNN_KERAS + _SERVER_LOOP],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+
+    def run(self, code, payload, cwd, timeout):
+        import json
+        import select
+
+        self.process.stdin.write(json.dumps({"code": code, "payload": payload, "cwd": str(cwd)}))
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            self.process.kill()
+            self.log.seek(0)
+            raise AssertionError(f"the snippet server died or timed out: {self.log.read()[-4000:]}")
+        return json.loads(line)
+
+
+_SERVERS = []
+
+
+def run_without_rnn_keras(code, payload, cwd, timeout=600, fresh=False):
+    """Run `code` in a Python process that cannot import rnn_keras.
+
+    `payload` goes to the code as `request` (through JSON); whatever the code stores in
+    `response` comes back, decoded from JSON. By default the code runs in this test
+    process's snippet server (a process that has never imported rnn_keras, reused from
+    check to check); `fresh=True` starts a new process for it, for code that changes the
+    process for good (e.g. blocks TensorFlow's import).
     """
     import json
     import subprocess
     import sys
     import textwrap
 
+    code = textwrap.dedent(code)
+    if not fresh:
+        if not _SERVERS or _SERVERS[0].process.poll() is not None:
+            _SERVERS[:] = [_Server()]
+        reply = _SERVERS[0].run(code, json.loads(json.dumps(payload)), cwd, timeout)
+        assert "error" not in reply, reply.get("error")
+        return reply["response"]
+
     program = (
         _BLOCK_RNN_KERAS
         + "import json, os\nos.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')\n"
         + "request = json.load(sys.stdin)\nresponse = None\n"
-        + textwrap.dedent(code)
+        + code
         + "\nprint('@@RESPONSE@@' + json.dumps(response))\n"
     )
     result = subprocess.run(

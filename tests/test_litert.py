@@ -276,7 +276,7 @@ def test_the_runners_need_neither_tensorflow_nor_rnn_keras(tmp_path, text_tasks)
                 "ops": sorted(set(device["op_names"](request["model"])))}
     """
     payload = {"module": on_device.__file__, "model": str(path)}
-    response = run_without_rnn_keras(code, payload, cwd=tmp_path)
+    response = run_without_rnn_keras(code, payload, cwd=tmp_path, fresh=True)
     assert response["text"] == want
     assert FUSED not in response["ops"] and "FULLY_CONNECTED" in response["ops"]
 

@@ -6,6 +6,8 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from conftest import REPO_ROOT
 from helpers import CELL_NAMES, randomize_weights, run_without_rnn_keras
 
 import rnn_keras
@@ -164,3 +166,71 @@ def test_export_loads_without_rnn_keras_in_fresh_process(tmp_path):
             np.testing.assert_allclose(
                 served[f"{cell_name}/{key}"], model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
             )
+
+
+def _keras_file_weights(path):
+    """Bytes of the weights stored in a `.keras` file, and its top-level weight groups."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read("model.weights.h5")
+    sizes, groups = [], set()
+
+    def visit(name, item):
+        groups.add(name.split("/")[0])
+        if isinstance(item, h5py.Dataset):
+            sizes.append(item.size * item.dtype.itemsize)
+
+    with h5py.File(io.BytesIO(data), "r") as weights:
+        weights.visititems(visit)
+    return sum(sizes), groups
+
+
+def _saved_model_variables(path):
+    """Bytes of a SavedModel's variables, and their checkpoint names."""
+    reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    names = [name for name in shapes if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    return sum(int(np.prod(shapes[n])) * dtypes[n].size for n in names), names
+
+
+def test_committed_exports_are_light():
+    """No optimizer state in any committed export; a SavedModel's variables at most 1.3x its
+    model's weights (each variable saved once); saved_models/ at most 200 MB."""
+    committed = REPO_ROOT / "saved_models"
+    keras_files = sorted(committed.glob("*.keras"))
+    assert len(keras_files) >= 7
+    for keras_file in keras_files:
+        weights, groups = _keras_file_weights(keras_file)
+        assert "optimizer" not in groups, f"{keras_file.name} holds optimizer state"
+        saved_model = committed / keras_file.stem
+        if saved_model.is_dir():
+            size, names = _saved_model_variables(saved_model)
+            assert not [n for n in names if "optimizer" in n.lower()], saved_model
+            assert size <= 1.3 * weights, f"{saved_model.name}: {size} bytes for {weights}"
+    total = sum(p.stat().st_size for p in committed.rglob("*") if p.is_file())
+    assert total <= 200e6, f"saved_models/ is {total / 1e6:.1f} MB"
+
+
+def test_export_writes_each_variable_once(tmp_path):
+    backbone = rnn_keras.RecurrentBackbone("gru", 8, vocabulary_size=30, embedding_dim=4)
+    preprocessor = rnn_keras.TextClassifierPreprocessor(max_tokens=30, sequence_length=6)
+    preprocessor.adapt(["a good film", "a dull film"])
+    classifier = rnn_keras.SequenceClassifier(
+        backbone, num_classes=1, activation="sigmoid", preprocessor=preprocessor
+    )
+    classifier.compile()
+    classifier.fit(["a good film", "a dull film"], [1, 0], epochs=1, verbose=0)  # Adam's state
+    classifier.export(tmp_path / "served")
+    size, names = _saved_model_variables(tmp_path / "served")
+    weights = sum(int(np.prod(w.shape)) * 4 for w in classifier.weights)
+    assert size == weights, (size, weights, names)
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    np.testing.assert_allclose(
+        served.serve(tf.constant(["a good film"])).numpy(),
+        classifier.predict(["a good film"], verbose=0)[:, 0],
+        rtol=1e-6,
+    )
