@@ -43,8 +43,13 @@ def fingerprint(notebook):
     return digest.hexdigest()
 
 
-def execute(path):
-    """The notebook at `path` executed from scratch: (notebook with outputs, seconds)."""
+def execute(path, parameters=None):
+    """The notebook at `path` executed from scratch: (notebook with outputs, seconds).
+
+    `parameters` (`{name: value}`) replace the values of the first code cell, the
+    notebook's parameters, in a cell run right after it (papermill's convention): the
+    tests run the notebooks on less data; the committed outputs use the notebook's own.
+    """
     import nbformat
     from nbclient import NotebookClient
 
@@ -53,6 +58,15 @@ def execute(path):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
+    if parameters:
+        first = next(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code")
+        declared = notebook.cells[first].source
+        unknown = [name for name in parameters if f"{name} = " not in declared]
+        if unknown:
+            raise ValueError(f"{path.name}: no parameters {unknown} in its first code cell")
+        source = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+        injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+        notebook.cells.insert(first + 1, injected)
     client = NotebookClient(
         notebook,
         timeout=CELL_TIMEOUT,

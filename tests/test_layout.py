@@ -221,3 +221,17 @@ def test_every_module_path_of_rnn_keras_0_3_still_imports():
         assert getattr(getattr(rnn_keras, old), name) is getattr(module, name)
     assert rnn_keras.text.ReviewStandardizer is rnn_keras.ReviewStandardizer
     assert rnn_keras.export.on_device.ReviewClassifier is rnn_keras.on_device.ReviewClassifier
+
+
+def test_every_module_is_an_attribute_after_import_rnn_keras():
+    """`import rnn_keras` then `rnn_keras.datasets.fsdd.DIGIT_WORDS` and the like, for every
+    module but the on-device runner (imported on demand: it needs the [litert] extra)."""
+    import functools
+
+    import rnn_keras
+
+    for name in MODULES:
+        if name in ("rnn_keras", "rnn_keras._legacy", "rnn_keras.export.on_device"):
+            continue
+        path = name.split(".")[1:]
+        assert functools.reduce(getattr, path, rnn_keras) is not None, name

@@ -56,10 +56,14 @@ def test_jit_compiled_forward_equals_eager():
     np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
-@pytest.mark.parametrize("cell_name", CELL_NAMES)
+@pytest.mark.parametrize(
+    ("cell_name", "pooling"), [("simple", "last"), ("lstm", "mean"), ("gru", "max")]
+)
 def test_sequence_classifier_learns_a_toy_task(cell_name, pooling):
-    """Label = whether token 1 appears: a stacked bidirectional classifier gets it right."""
+    """Label = whether token 1 appears: a stacked bidirectional classifier gets it right.
+
+    Each cell and each pooling learns it once (the poolings' values on padded rows are
+    checked in test_masked_pooling_ignores_padding_and_empty_rows)."""
     rng = np.random.default_rng(2)
     ids = rng.integers(2, 10, (256, 12))
     lengths = rng.integers(4, 13, 256)

@@ -7,3 +7,19 @@ baselines each experiment compares its recurrent network with.
     music_baselines.py      roll statistics, independent and previous-frame models
     forecast_baselines.py   persistence, seasonal naive, ridge; errors per horizon
 """
+
+from rnn_keras.evaluation import (
+    benchmarking,
+    diagnostics,
+    forecast_baselines,
+    music_baselines,
+    speech_baselines,
+)
+
+__all__ = [
+    "benchmarking",
+    "diagnostics",
+    "forecast_baselines",
+    "music_baselines",
+    "speech_baselines",
+]
