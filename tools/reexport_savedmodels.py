@@ -60,7 +60,7 @@ def probes(name, model):
         preprocessor = model.preprocessor
         columns = {}
         for column, dtype in preprocessor.input_dtypes.items():
-            shape = (3, preprocessor.sequence_length)
+            shape = (3, preprocessor.sequence_length or 72)
             if dtype == "string":
                 values = list(preprocessor.categorical.get(column, ["x"]))
                 columns[column] = tf.constant(rng.choice(values, shape))
@@ -115,7 +115,7 @@ def reexport(folder, name):
                 )
                 print(f"  {endpoint}: largest difference {difference:.3g}")
                 worst = max(worst, difference)
-        weights = sum(int(np.prod(w.shape)) * w.dtype.itemsize for w in model.weights)
+        weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
         sizes = (variables_bytes(old_path), variables_bytes(new_path))
         print(
             f"  variables: {sizes[0] / 1e6:.1f} MB -> {sizes[1] / 1e6:.1f} MB "
