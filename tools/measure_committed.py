@@ -82,8 +82,8 @@ def speech_digits(args):
         for row, clip in enumerate(clips):
             batch[row, : len(clip)] = clip
         transcripts += [t.decode() for t in model.transcribe(batch, lengths).numpy()]
-    words = [DIGIT_WORDS[d] for d in test.digits]
-    return {"official test accuracy": float(np.mean([t == w for t, w in zip(transcripts, words)]))}
+    right = [t == DIGIT_WORDS[d] for t, d in zip(transcripts, test.digits, strict=True)]
+    return {"official test accuracy": float(np.mean(right))}
 
 
 def translate_de_en(args):
