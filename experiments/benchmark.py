@@ -23,10 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rnn_keras import (
-    benchmarking,  # noqa: E402
-    training,  # noqa: E402
-)
+from rnn_keras import training  # noqa: E402
+from rnn_keras.evaluation import benchmarking  # noqa: E402
 
 SHAPES = {
     # name: batch, steps, embedding, units, layers, bidirectional, vocabulary, sequence output

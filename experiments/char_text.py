@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rnn_keras import windows  # noqa: E402
+from rnn_keras.datasets import char_windows as windows  # noqa: E402
 
 DEFAULTS = {
     "cell": "lstm",

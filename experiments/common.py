@@ -9,9 +9,9 @@ from pathlib import Path
 # Before TensorFlow loads: no C++ start-up chatter (CUDA probing on a CPU machine).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rnn_keras import distribute  # noqa: E402
-from rnn_keras.imdb_reviews import MOVIE_MAP  # noqa: E402
-from rnn_keras.training import write_json  # noqa: E402
+from rnn_keras.datasets.imdb import MOVIE_MAP  # noqa: E402
+from rnn_keras.training import distribute  # noqa: E402
+from rnn_keras.training.fit import write_json  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def start_run(args, experiment):
     Makes the run's strategy first (`args.strategy`). Under a multi-worker
     strategy every worker is given the same `--out`; the chief's folder is the
     run folder and receives the exports, every other worker works in its own
-    (`rnn_keras.distribute.worker_run_dir`), which `report_run` deletes.
+    (`rnn_keras.training.distribute.worker_run_dir`), which `report_run` deletes.
     """
     run_strategy = strategy(args)
     chief = distribute.is_chief(run_strategy)
@@ -59,7 +59,7 @@ def start_run(args, experiment):
 def fit(model, args, run_dir, train_ds, val_ds, monitor="val_loss", mode="min", phase="", **kw):
     """`rnn_keras.training.resumable_fit` with the run's flags: at most `args.epochs`
     epochs (or `kw["epochs"]`), `args.patience`, one line per epoch with `--quick`."""
-    from rnn_keras.training import resumable_fit
+    from rnn_keras.training.fit import resumable_fit
 
     kw.setdefault("epochs", args.epochs)
     kw.setdefault("patience", args.patience)
@@ -149,7 +149,7 @@ def export_task(task, export_dir, name, **export_kwargs):
     the task without optimizer state to `export_dir/<name>.keras`, each swapped in atomically;
     returns both paths."""
     from rnn_keras.export import save_model
-    from rnn_keras.training import atomic_replace
+    from rnn_keras.training.fit import atomic_replace
 
     paths = (Path(export_dir) / name, Path(export_dir) / f"{name}.keras")
     atomic_replace(lambda tmp: task.export(tmp, **export_kwargs), paths[0])
@@ -160,7 +160,7 @@ def export_task(task, export_dir, name, **export_kwargs):
 def write_metrics(run_dir, metrics, history, plotted, title):
     """`run_dir/metrics.json` (`metrics`, with the per-epoch history and the machine) and
     `run_dir/learning_curve.png` (the `plotted` metrics per epoch); returns the metrics."""
-    from rnn_keras.training import history_dict, machine_info, plot_history
+    from rnn_keras.training.fit import history_dict, machine_info, plot_history
 
     metrics = {**metrics, "history": history_dict(history), "machine": machine_info()}
     write_json(Path(run_dir) / "metrics.json", metrics)
@@ -181,7 +181,7 @@ def report_run(run_dir, *exports):
 
 
 def add_validation_flags(parser):
-    """`--validation` and `--movie-map`, for the IMDB experiments."""
+    """`--validation`, `--movie-map` and `--skip-test`, for the IMDB experiments."""
     parser.add_argument(
         "--validation",
         choices=["movie", "review"],
@@ -194,4 +194,20 @@ def add_validation_flags(parser):
         default=str(MOVIE_MAP),
         help="review -> movie map: the shipped compact map, or imdb_reviews_movies.csv "
         "(without one, validation falls back to --validation review, with a warning)",
+    )
+    parser.add_argument(
+        "--skip-test",
+        action="store_true",
+        help="do not read the test split (for choosing hyperparameters on validation)",
+    )
+
+
+def imdb_train_split(args):
+    """(train, validation, how): the IMDB training reviews (`--train-examples` of them), split
+    by `rnn_keras.datasets.imdb.validation_split` as `add_validation_flags`' flags say."""
+    from rnn_keras.datasets.imdb import load_split, validation_split
+
+    texts, labels = load_split(args.data_dir, "train", args.train_examples)
+    return validation_split(
+        texts, labels, args.val_fraction, args.seed, args.validation, args.movie_map
     )

@@ -25,8 +25,17 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import keras  # noqa: E402  (after common: TensorFlow's start-up logging is set there)
+
+from rnn_keras.datasets.imdb import load_split  # noqa: E402
+from rnn_keras.datasets.text_batches import length_bucketed_batches  # noqa: E402
+from rnn_keras.export.saved_model import serve_strings  # noqa: E402
+from rnn_keras.models import SequenceClassifier, TextClassifierPreprocessor  # noqa: E402
+from rnn_keras.training import distribute, recipes  # noqa: E402
 
 # The default configuration, the one whose figures docs/imdb.md reports, by group.
 MODEL = {"cell": "lstm", "bidirectional": True, "layers": 1, "units": 128, "embedding_dim": 128}
@@ -65,7 +74,7 @@ HELP = {
     "at least this confident; a fresh student trains on both (0: off)",
     "pseudo_label_reviews": "unlabelled reviews the teacher scores (default: all 50,000)",
     "teacher": "self-training's teacher: a classifier trained as the default, or a logistic "
-    "regression on tf-idf or NB-weighted n-grams (rnn_keras.recipes, as imdb_baseline.py)",
+    "regression on tf-idf or NB-weighted n-grams (rnn_keras.training.recipes; imdb_baseline.py)",
     "teacher_ngrams": "an n-gram teacher reads words and n-grams up to this length",
     "teacher_tokens": "an n-gram teacher's vocabulary (the most frequent words and n-grams)",
     "ensemble": "with an n-gram teacher, export the student and the teacher averaged in logit "
@@ -78,8 +87,7 @@ HELP = {
 }
 CHOICES = {"cell": ["simple", "lstm", "gru"], "pooling": ["last", "mean", "max"]}
 CHOICES |= {"lr_schedule": ["constant", "cosine"], "pseudo_labels": ["hard", "soft"]}
-NGRAM_TEACHERS = ("ngrams", "nb-ngrams")
-CHOICES |= {"teacher": ["rnn", *NGRAM_TEACHERS]}
+CHOICES |= {"teacher": ["rnn", *recipes.NGRAM_TEACHERS]}  # an RNN's, or an n-gram teacher
 
 
 def parse_train_args(argv):
@@ -90,18 +98,12 @@ def parse_train_args(argv):
     )
     common.add_flags(parser, DEFAULTS, HELP, CHOICES)
     common.add_run_flags(parser, "imdb", "imdb/ and imdb.keras", strategy=True)
-    common.add_validation_flags(parser)
-    parser.add_argument(
-        "--skip-test",
-        action="store_true",
-        help="do not read the test split (for choosing hyperparameters on validation)",
-    )
+    common.add_validation_flags(parser)  # and --skip-test
     args = common.parse_args(parser, argv, QUICK)
     if args.pseudo_label_confidence and not 0.5 <= args.pseudo_label_confidence < 1.0:
         parser.error(
             "--pseudo-label-confidence must be 0 (off) or at least 0.5 (0.5 keeps every "
-            "review) and below 1. "
-            f"Received: {args.pseudo_label_confidence}"
+            f"review) and below 1. Received: {args.pseudo_label_confidence}"
         )
     return args
 
@@ -111,57 +113,34 @@ def parse_train_args(argv):
 
 def new_classifier(args, preprocessor):
     """A `SequenceClassifier` that reads raw text, built in the run's strategy scope."""
-    import rnn_keras
-
+    backbone = {key: getattr(args, key) for key in BACKBONE_ARGS} | {"num_layers": args.layers}
+    head = {"pooling": args.pooling, "dropout": args.dropout, "activation": "sigmoid"}
     with common.strategy(args).scope():
-        backbone = rnn_keras.RecurrentBackbone(
-            **{key: getattr(args, key) for key in BACKBONE_ARGS},
-            num_layers=args.layers,
-            vocabulary_size=preprocessor.vocabulary_size(),
-        )
-        head = {"pooling": args.pooling, "dropout": args.dropout, "activation": "sigmoid"}
-        return rnn_keras.SequenceClassifier(
-            backbone, 1, **head, preprocessor=preprocessor, name="sentiment_classifier"
+        return SequenceClassifier.from_preprocessor(
+            preprocessor, 1, backbone_args=backbone, **head, name="sentiment_classifier"
         )
 
 
 def compile_classifier(args, classifier, steps_per_epoch):
-    """Adam(W) clipped by global norm, cosine decay to 0 over --epochs with --lr-schedule
-    cosine; soft pseudo-labels count as the class they lean to."""
-    import keras
-
-    import rnn_keras
-    from rnn_keras.recipes import optimizer
-
+    """`recipes.compile_binary_classifier`: Adam(W) clipped by global norm, cosine decay to 0
+    over --epochs with --lr-schedule cosine; soft pseudo-labels count as the class they lean to."""
     cosine = args.lr_schedule == "cosine"
-    with common.strategy(args).scope():
-        classifier.compile(
-            optimizer=optimizer(
-                args.lr,
-                clipnorm=args.clipnorm,
-                weight_decay=args.weight_decay,
-                decay_steps=args.epochs * steps_per_epoch if cosine else None,
-            ),
-            loss=keras.losses.BinaryCrossentropy(),
-            metrics=[
-                keras.metrics.MeanMetricWrapper(rnn_keras.rounded_binary_accuracy, name="accuracy")
-            ],
-            jit_compile=False,  # XLA makes the recurrent loop slower on this CPU (measured)
-        )
-    return classifier
+    return recipes.compile_binary_classifier(
+        classifier,
+        args.lr,
+        clipnorm=args.clipnorm,
+        weight_decay=args.weight_decay,
+        decay_steps=args.epochs * steps_per_epoch if cosine else None,
+    )
 
 
 def self_training_data(args, run_dir, preprocessor, labelled, validation, steps, fit):
-    """(the student's texts and labels, the record, the teacher):
-    rnn_keras.recipes.self_training_data."""
-    from rnn_keras.imdb_reviews import load_split
-    from rnn_keras.recipes import self_training_data
-
+    """`recipes.self_training_data`: (the student's texts and labels, the record, the teacher)."""
     teacher = args.teacher
     if teacher == "rnn":
         teacher = compile_classifier(args, new_classifier(args, preprocessor), steps)
     unlabelled, _ = load_split(args.data_dir, "unsupervised", args.pseudo_label_reviews)
-    return self_training_data(
+    return recipes.self_training_data(
         labelled,
         validation,
         unlabelled,
@@ -180,94 +159,18 @@ def self_training_data(args, run_dir, preprocessor, labelled, validation, steps,
     )
 
 
-def member_scores(args, classifier, teacher, texts):
-    """The student's and the teacher's probabilities for `texts`; the student's through
-    length-bucketed batches (`TextEnsemble.member_probabilities` pads each batch to its
-    longest review, about 3x the recurrent steps on IMDB)."""
-    from rnn_keras import recipes
-    from rnn_keras.text import score_texts
-
-    student = score_texts(classifier, classifier.preprocessor.tokenizer, texts, args.batch_size)
-    return student, recipes.predict_texts(teacher, texts)
-
-
-def ensemble_with_teacher(args, run_dir, classifier, teacher, validation):
-    """(the served `TextEnsemble` of the student and its n-gram teacher, the record): the
-    student's weight is the most accurate on validation (`rnn_keras.ensembles`)."""
-    import numpy as np
-
-    import rnn_keras
-    from rnn_keras import ensembles
-
-    texts, labels = validation
-    student, teacher_probabilities = member_scores(args, classifier, teacher, texts)
-    curve = ensembles.mixing_curve(student, teacher_probabilities, labels)
-    weight = ensembles.mixing_weight(curve)
-    ensembles.plot_mixing_curve(
-        curve,
-        Path(run_dir) / "ensemble_weight.png",
-        "the recurrent student",
-        "its n-gram teacher",
-        chosen=weight,
-    )
-    teacher.name = "ngram_teacher"
-    served = rnn_keras.TextEnsemble([classifier, teacher], [weight, 1 - weight], name="imdb")
-    chosen = next(point for point in curve if point["weight"] == weight)
-    print(
-        f"ensemble: the student's weight {weight:.2f}, validation accuracy "
-        f"{chosen['accuracy']:.4f} (student {np.mean((student >= 0.5) == labels):.4f}, "
-        f"teacher {np.mean((teacher_probabilities >= 0.5) == labels):.4f})"
-    )
-    return served, {
-        "student_weight": weight,
-        "validation_accuracy": chosen["accuracy"],
-        "validation_curve": curve,
-    }
-
-
-def ensemble_test(args, classifier, teacher, mixing, texts, labels):
-    """The test accuracy and loss of the student, the teacher and their mixture."""
-    from rnn_keras import ensembles
-
-    student, teacher_probabilities = member_scores(args, classifier, teacher, texts)
-    figures = {}
-    for name, weight in (
-        ("student", 1.0),
-        ("teacher", 0.0),
-        ("ensemble", mixing["student_weight"]),
-    ):
-        (point,) = ensembles.mixing_curve(student, teacher_probabilities, labels, weights=[weight])
-        figures |= {f"{name}_accuracy": point["accuracy"], f"{name}_loss": point["loss"]}
-    print(
-        "test accuracy: student {student_accuracy:.4f}, teacher {teacher_accuracy:.4f}, "
-        "ensemble {ensemble_accuracy:.4f}".format(**figures)
-    )
-    return figures
-
-
 def train(argv):
     args = parse_train_args(argv)
-    import keras
-    import numpy as np
-
-    import rnn_keras
-    from rnn_keras import distribute, recipes
-    from rnn_keras.imdb_reviews import load_split, validation_split
-    from rnn_keras.text import length_bucketed_batches
-
     run_dir, export_dir = common.start_run(args, "imdb")
     keras.utils.set_random_seed(args.seed)
 
     started = time.time()
-    train_texts, train_labels = load_split(args.data_dir, "train", args.train_examples)
-    test_texts, test_labels = load_split(args.data_dir, "test", args.test_examples)
-    labelled, validation, how = validation_split(
-        train_texts, train_labels, args.val_fraction, args.seed, args.validation, args.movie_map
-    )
+    labelled, validation, how = common.imdb_train_split(args)
+    test = load_split(args.data_dir, "test", args.test_examples)  # (texts, labels)
     sizes = f"train {len(labelled[0])}, validation {len(validation[0])} (by {how['by']})"
-    print(f"reviews: {sizes}, test {len(test_texts)}")
+    print(f"reviews: {sizes}, test {len(test[0])}")
 
-    preprocessor = rnn_keras.TextClassifierPreprocessor(
+    preprocessor = TextClassifierPreprocessor(
         max_tokens=args.max_tokens, sequence_length=args.max_length
     )
     preprocessor.adapt(labelled[0])
@@ -327,23 +230,21 @@ def train(argv):
         f"{train_seconds / 60:.1f}); best validation accuracy {best_val:.4f}"
     )
     served, mixing = classifier, None
-    if args.ensemble and args.teacher in NGRAM_TEACHERS and self_training:  # not an RNN's
-        served, mixing = ensemble_with_teacher(args, run_dir, classifier, teacher, validation)
+    if args.ensemble and args.teacher in recipes.NGRAM_TEACHERS and self_training:  # not an RNN's
+        served, mixing = recipes.ensemble_with_teacher(
+            classifier, teacher, validation, args.batch_size, run_dir / "ensemble_weight.png"
+        )
 
     test_loss = test_accuracy = None
     if not args.skip_test:  # the test split's one read, after every choice is made
         if mixing is None:
-            test_ds = batches((test_texts, test_labels))
-            test_loss, test_accuracy = distribute.evaluate(classifier, test_ds)
+            test_loss, test_accuracy = distribute.evaluate(classifier, batches(test))
         else:
-            mixing["test"] = ensemble_test(
-                args, classifier, teacher, mixing, test_texts, test_labels
+            mixing["test"] = figures = recipes.ensemble_test(
+                classifier, teacher, mixing["student_weight"], test, args.batch_size
             )
-            test_accuracy = mixing["test"]["ensemble_accuracy"]
-            test_loss = mixing["test"]["ensemble_loss"]
-        print(
-            f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test_texts)} reviews)"
-        )
+            test_loss, test_accuracy = figures["ensemble_loss"], figures["ensemble_accuracy"]
+        print(f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f} ({len(test[0])} reviews)")
 
     exports = common.export_task(served, export_dir, "imdb")
     metrics = {
@@ -351,7 +252,7 @@ def train(argv):
         "test_loss": None if test_loss is None else float(test_loss),
         "served_model": type(served).__name__,
         "ensemble": mixing,
-        "test_reviews": None if args.skip_test else len(test_texts),
+        "test_reviews": None if args.skip_test else len(test[0]),
         "train_reviews": len(labelled[0]),
         "validation_reviews": len(validation[0]),
         "validation": how,
@@ -383,12 +284,7 @@ def predict(argv):
     parser.add_argument("--model", default=str(common.REPO_ROOT / "saved_models" / "imdb"))
     args = parser.parse_args(argv)
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
-
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(args.model)  # keep a reference: it owns the variables
-    serve = getattr(loaded, SERVE_SIGNATURE_NAME)
-    probabilities = serve(tf.constant(texts, dtype=tf.string)).numpy()
+    probabilities = serve_strings(args.model, texts, SERVE_SIGNATURE_NAME)
     for text, probability in zip(texts, probabilities, strict=True):
         preview = text if len(text) <= 70 else text[:67] + "..."
         print(f"{probability:.4f}\t{preview}")

@@ -52,8 +52,7 @@ def parse_args(argv):
     )
     common.add_flags(parser, DEFAULTS, HELP, {"features": ["tf_idf", "nb"]})
     common.add_run_flags(parser, "imdb_baseline", exports=None)
-    common.add_validation_flags(parser)
-    parser.add_argument("--skip-test", action="store_true", help="do not read the test split")
+    common.add_validation_flags(parser)  # and --skip-test
     return common.parse_args(parser, argv, QUICK)
 
 
@@ -61,16 +60,14 @@ def main(argv=None):
     args = parse_args(argv)
     import keras
 
-    from rnn_keras import recipes, training
-    from rnn_keras.imdb_reviews import load_split, validation_split
+    from rnn_keras import training
+    from rnn_keras.datasets.imdb import load_split
+    from rnn_keras.training import recipes
 
     run_dir, _ = common.start_run(args, "imdb_baseline")
     keras.utils.set_random_seed(args.seed)
     started = time.time()
-    texts, labels = load_split(args.data_dir, "train", args.train_examples)
-    (fit_texts, fit_labels), val_data, validation = validation_split(
-        texts, labels, args.val_fraction, args.seed, args.validation, args.movie_map
-    )
+    (fit_texts, fit_labels), val_data, validation = common.imdb_train_split(args)
     model, history, seconds = recipes.train_ngram_classifier(
         (fit_texts, fit_labels),
         val_data,

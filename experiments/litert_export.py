@@ -14,7 +14,7 @@ interpreter with one thread per CPU core, as TensorFlow runs the SavedModels):
 
 * the same figures as the SavedModels: IMDB test accuracy (float32 and dynamic), char nats
   per character on the test text, PM2.5 test MAE; and the pure-Python review tokenizer of
-  `rnn_keras.on_device` against the SavedModel's;
+  `rnn_keras.export.on_device` against the SavedModel's;
 * latency: a review through the fused-LSTM file, the `WHILE`-loop conversion of the same
   model (`fuse_lstm=False`) and the SavedModel; generation through a Python loop over the
   step file against the SavedModel's in-graph `generate`; GRU and SimpleRNN as loop and
@@ -27,7 +27,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,32 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import timeseries  # noqa: E402
 
-from rnn_keras import benchmarking, on_device  # noqa: E402
-from rnn_keras.export import to_litert  # noqa: E402
+from rnn_keras.evaluation import benchmarking  # noqa: E402
+from rnn_keras.export import on_device, to_litert  # noqa: E402
 
 QUICK = {"reviews": 48, "chars": 1000, "windows": 48, "generate": 100, "repeats": 5}
 FULL = {"reviews": None, "chars": None, "windows": None, "generate": 1000, "repeats": 30}
 # The unrolling measurement: (cell, time steps), 64 units over 8 features, batch 1.
 UNROLL_SHAPES = [(cell, t) for cell in ("GRU", "SimpleRNN") for t in (20, 50, 100, 400)]
 QUICK_UNROLL_SHAPES = [("GRU", 20), ("SimpleRNN", 20)]
-
-
-def median_seconds(run, repeats):
-    """Median seconds of one `run()` over `repeats` calls, after one untimed call."""
-
-    def run_calls(calls):
-        for _ in range(calls):
-            run()
-
-    return benchmarking.median_seconds(run_calls, steps=1, repeats=repeats, warmup_steps=1)
-
-
-def size_kb(path):
-    return os.path.getsize(path) / 1024
-
-
-def batched(array, size=256):
-    return [array[i : i + size] for i in range(0, len(array), size)]
 
 
 # --- the models -------------------------------------------------------------------------------
@@ -72,8 +53,8 @@ def imdb(args, sizes, export_dir, scratch, models_dir):
     import keras
     import tensorflow as tf
 
-    from rnn_keras import imdb_reviews
-    from rnn_keras.ensembles import recurrent_member
+    from rnn_keras.datasets import imdb as imdb_reviews
+    from rnn_keras.models.text_ensemble import recurrent_member
 
     # The device file is the recurrent network; an ensemble's SavedModel serves it alone too.
     task = recurrent_member(keras.saving.load_model(models_dir / "imdb.keras"))
@@ -85,10 +66,10 @@ def imdb(args, sizes, export_dir, scratch, models_dir):
         return served.serve(text)
 
     texts, labels = imdb_reviews.load_split(args.data_dir, "test", sizes["reviews"])
-    saved = np.concatenate([serve(tf.constant(b)).numpy() for b in batched(texts)])
-    served_model = np.concatenate([served.serve(tf.constant(b)).numpy() for b in batched(texts)])
+    saved = benchmarking.in_batches(lambda batch: serve(tf.constant(batch)), texts)
+    served_model = benchmarking.in_batches(lambda batch: served.serve(tf.constant(batch)), texts)
     review_ids = []  # each review's ids at its true length (0 pads only)
-    for batch in batched(texts):
+    for batch in benchmarking.batches(texts):
         review_ids += [row[row != 0] for row in task.preprocessor.token_ids(batch).numpy()]
 
     figures = {
@@ -100,55 +81,40 @@ def imdb(args, sizes, export_dir, scratch, models_dir):
     for name, quantize in (("imdb", None), ("imdb_int8", "dynamic")):
         path = to_litert(task, export_dir / f"{name}.tflite", quantize=quantize)
         classifiers[name] = on_device.ReviewClassifier(path, num_threads=os.cpu_count())
-        start = time.perf_counter()
-        probabilities = np.array([classifiers[name].predict_ids(ids) for ids in review_ids])
+        probabilities, seconds = benchmarking.timed_map(classifiers[name].predict_ids, review_ids)
         figures[name] = {
             "quantize": quantize,
-            "accuracy": float(np.mean((probabilities >= 0.5) == labels)),
-            "same_label_as_savedmodel": float(np.mean((probabilities >= 0.5) == (saved >= 0.5))),
-            "max_abs_difference": float(np.max(np.abs(probabilities - saved))),
-            "seconds": time.perf_counter() - start,
-            "kb": size_kb(path),
-            "ops": sorted(set(on_device.op_names(path))),
+            **benchmarking.binary_agreement(probabilities, saved, labels),
+            "seconds": seconds,
+            **benchmarking.file_facts(path),
         }
         print(f"IMDB {name}: accuracy {figures[name]['accuracy']:.4%}", flush=True)
-    figures["pure_python_tokenizer_agreement"] = float(
-        np.mean(
-            [
-                np.array_equal(classifiers["imdb"].token_ids(text), ids)
-                for text, ids in zip(texts, review_ids, strict=True)
-            ]
-        )
+    figures["pure_python_tokenizer_agreement"] = benchmarking.token_agreement(
+        classifiers["imdb"].token_ids, texts, review_ids
     )
 
     # Latency of one review of median length: fused, the WHILE loop, the SavedModel.
     lengths = np.array([len(ids) for ids in review_ids])
     index = int(np.argsort(lengths)[len(lengths) // 2])
     loop_path = to_litert(task, scratch / "imdb_loop.tflite", fuse_lstm=False)
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(str(loop_path), num_threads=os.cpu_count()).get_signature_runner("serve")
-    (input_name,) = runner.get_input_details()
+    runner, input_name = benchmarking.serve_runner(loop_path)
     ids = review_ids[index].reshape(1, -1)
-    repeats = sizes["repeats"]
+
+    def ms(call):
+        return 1e3 * benchmarking.median_call_seconds(call, sizes["repeats"])
+
     figures["latency_ms"] = {
         "tokens": int(lengths[index]),
-        "fused": 1e3 * median_seconds(lambda: classifiers["imdb"].predict_ids(ids), repeats),
-        "fused_int8": 1e3
-        * median_seconds(lambda: classifiers["imdb_int8"].predict_ids(ids), repeats),
-        "while_loop": 1e3 * median_seconds(lambda: runner(**{input_name: ids}), repeats),
-        "savedmodel_text": 1e3
-        * median_seconds(lambda: serve(tf.constant([texts[index]])), repeats),
+        "fused": ms(lambda: classifiers["imdb"].predict_ids(ids)),
+        "fused_int8": ms(lambda: classifiers["imdb_int8"].predict_ids(ids)),
+        "while_loop": ms(lambda: runner(**{input_name: ids})),
+        "savedmodel_text": ms(lambda: serve(tf.constant([texts[index]]))),
     }
+    difference = runner(**{input_name: ids})["output"].reshape(-1)[0]
+    difference -= classifiers["imdb"].predict_ids(ids)
     figures["while_loop"] = {
-        "kb": size_kb(loop_path),
-        "ops": sorted(set(on_device.op_names(loop_path))),
-        "max_abs_difference_on_the_review": float(
-            abs(
-                runner(**{input_name: ids})["output"].reshape(-1)[0]
-                - classifiers["imdb"].predict_ids(ids)
-            )
-        ),
+        **benchmarking.file_facts(loop_path),
+        "max_abs_difference_on_the_review": float(abs(difference)),
     }
     return figures
 
@@ -176,8 +142,7 @@ def char_model(args, sizes, export_dir, scratch, models_dir):
             "quantize": quantize,
             "nats_per_char": nats / chars,
             "chars": chars,
-            "kb": size_kb(path),
-            "ops": sorted(set(on_device.op_names(path))),
+            **benchmarking.file_facts(path),
         }
         print(f"char {name}: {nats / chars:.6f} nats/char", flush=True)
 
@@ -185,15 +150,18 @@ def char_model(args, sizes, export_dir, scratch, models_dir):
     prompt = "ROMEO:"
 
     def chars_per_second(generate):
-        return count / median_seconds(generate, repeats)
+        return count / benchmarking.median_call_seconds(generate, repeats)
+
+    def ms_per_step(step):
+        return 1e3 * benchmarking.median_call_seconds(step, 10 * repeats)
 
     state = tf.zeros([1, model.state_size])
     ids = tf.constant([int(preprocessor.start_id)])
     step_ms = {
-        name: 1e3 * median_seconds(lambda g=g: g.step(1, g.initial_state()), 10 * repeats)
+        name: ms_per_step(lambda g=g: g.step(1, g.initial_state()))
         for name, g in generators.items()
     }
-    step_ms["savedmodel_step"] = 1e3 * median_seconds(lambda: served.step(ids, state), 10 * repeats)
+    step_ms["savedmodel_step"] = ms_per_step(lambda: served.step(ids, state))
     figures["generation"] = {
         "chars": count,
         "chars_per_second": {
@@ -221,42 +189,30 @@ def pm25(args, sizes, export_dir, scratch, models_dir):
     """PM2.5 test MAE through the SavedModel and pm25.tflite (on the preprocessed features)."""
     import keras
     import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
 
-    from rnn_keras import forecasting
+    from rnn_keras.evaluation import forecast_baselines
 
     forecaster = keras.saving.load_model(models_dir / "pm25.keras")
     served = tf.saved_model.load(str(models_dir / "pm25"))
     table = timeseries.read_table(args.pm25_csv, args.pm25_dir)
     _, inputs, targets = timeseries.windows_of(table, "test", sizes["windows"])
-    names = list(inputs)
-    saved = np.concatenate(
-        [
-            served.serve(**{n: tf.constant(inputs[n][i : i + 512]) for n in names}).numpy()
-            for i in range(0, len(targets), 512)
-        ]
+    saved = benchmarking.in_batches(
+        lambda part: served.serve(**{n: tf.constant(v) for n, v in part.items()}), inputs, 512
     )
-    features = np.concatenate(
-        [
-            forecaster.preprocessor({n: inputs[n][i : i + 512] for n in names}).numpy()
-            for i in range(0, len(targets), 512)
-        ]
-    )
+    features = benchmarking.in_batches(forecaster.preprocessor, inputs, 512)
     path = to_litert(forecaster, export_dir / "pm25.tflite")
-    runner = Interpreter(str(path), num_threads=os.cpu_count()).get_signature_runner("serve")
-    (input_name,) = runner.get_input_details()
-    start = time.perf_counter()
-    litert = np.concatenate([runner(**{input_name: f[None]})["output"] for f in features])
-    seconds = time.perf_counter() - start
+    runner, input_name = benchmarking.serve_runner(path)
+    litert, seconds = benchmarking.timed_map(
+        lambda f: runner(**{input_name: f[None]})["output"][0], features
+    )
     figures = {
         "windows": len(targets),
-        "savedmodel": {"mae": forecasting.horizon_errors(saved, targets)["mean_mae"]},
+        "savedmodel": {"mae": forecast_baselines.horizon_errors(saved, targets)["mean_mae"]},
         "pm25": {
-            "mae": forecasting.horizon_errors(litert, targets)["mean_mae"],
+            "mae": forecast_baselines.horizon_errors(litert, targets)["mean_mae"],
             "max_abs_difference": float(np.max(np.abs(litert - saved))),
             "ms_per_window": 1e3 * seconds / len(targets),
-            "kb": size_kb(path),
-            "ops": sorted(set(on_device.op_names(path))),
+            **benchmarking.file_facts(path),
         },
     }
     print(f"PM2.5: MAE {figures['pm25']['mae']:.3f}", flush=True)
@@ -265,25 +221,9 @@ def pm25(args, sizes, export_dir, scratch, models_dir):
 
 def unrolling(shapes, repeats, scratch):
     """Interpreter latency (µs) of GRU and SimpleRNN layers as the loop and unrolled."""
-    import keras
-    from ai_edge_litert.interpreter import Interpreter
-
-    import rnn_keras
-
     rows = []
     for cell, steps in shapes:
-        model = keras.Sequential([keras.Input((steps, 8)), getattr(rnn_keras, cell)(64)])
-        row = {"cell": cell, "steps": steps}
-        for unroll in (False, True):
-            path = to_litert(model, scratch / "unroll.tflite", unroll=unroll)
-            interpreter = Interpreter(str(path), num_threads=os.cpu_count())
-            runner = interpreter.get_signature_runner("serve")
-            zeros = {
-                name: np.zeros([1, steps, 8], np.float32) for name in runner.get_input_details()
-            }
-            key = "unrolled" if unroll else "loop"
-            row[f"{key}_us"] = 1e6 * median_seconds(lambda r=runner, z=zeros: r(**z), repeats)
-            row[f"{key}_kb"] = size_kb(path)
+        row = benchmarking.unrolling_latency(cell, steps, repeats, scratch / "unroll.tflite")
         rows.append(row)
         print(f"{cell} {steps}: loop {row['loop_us']:.0f} µs, unrolled {row['unrolled_us']:.0f}")
     return rows
@@ -291,15 +231,10 @@ def unrolling(shapes, repeats, scratch):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data dir")
+    common.add_run_flags(parser, "litert", "the .tflite files and their .json")
     parser.add_argument("--pm25-csv", default=None, help="the Beijing PM2.5 CSV (else get_file)")
     parser.add_argument("--pm25-dir", default=None, help="get_file's cache dir for the CSV")
     parser.add_argument("--models-dir", default=str(common.REPO_ROOT / "saved_models"))
-    parser.add_argument(
-        "--export-dir", default=None, help="default: saved_models/ (--quick: the run folder)"
-    )
-    parser.add_argument("--out", default=None, help="run folder (default: runs/litert-<time>)")
-    parser.add_argument("--quick", action="store_true", help="few examples, for smoke runs")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     run_dir = common.new_run_dir(args.out, "litert")
@@ -308,7 +243,7 @@ def main(argv=None):
     export_dir.mkdir(parents=True, exist_ok=True)
     models_dir = Path(args.models_dir)
 
-    from rnn_keras.training import machine_info
+    from rnn_keras.training.fit import machine_info
 
     metrics = {"command": sys.argv, "machine": machine_info(), "sizes": sizes}
     with tempfile.TemporaryDirectory() as scratch:  # the files only timed

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from rnn_keras import training  # noqa: E402
 from rnn_keras.datasets import adding_problem, adding_problem_dataset  # noqa: E402
-from rnn_keras.diagnostics import (  # noqa: E402
+from rnn_keras.evaluation.diagnostics import (  # noqa: E402
     fit_and_record,
     gradient_through_time,
     last_state_regressor,

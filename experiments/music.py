@@ -4,7 +4,7 @@
     python experiments/music.py --quick --out /tmp/run                   # a minute-long smoke run
 
 The split of Boulanger-Lewandowski et al. (2012) at quarter notes: 229 / 76 / 77 chorales.
-Two `rnn_keras.music.PolyphonicModel`s on the same LSTM backbone: independent notes per frame
+Two `rnn_keras.PolyphonicModel`s on the same LSTM backbone: independent notes per frame
 and the note-by-note (NADE) output. Each trains on train, stops early and is chosen on valid;
 test is read once, after training. Figures: test nats per time step (the published
 convention: the sum over the 88 keys of -log p(frame t | frames before), averaged over test
@@ -27,8 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rnn_keras import piano_rolls  # noqa: E402
-from rnn_keras.music import FRAME_OUTPUTS  # noqa: E402
+from rnn_keras.datasets import chorales  # noqa: E402
+from rnn_keras.evaluation import music_baselines  # noqa: E402
+from rnn_keras.models.polyphonic_model import FRAME_OUTPUTS  # noqa: E402
 from rnn_keras.training import history_dict, machine_info, plot_history, write_json  # noqa: E402
 
 # Test nats per time step on this split.
@@ -84,7 +85,7 @@ def parse(argv):
 
 
 def load(args):
-    data = piano_rolls.load_chorales(args.data_dir)
+    data = chorales.load_chorales(args.data_dir)
     if args.max_chorales:
         data = {split: rolls[: args.max_chorales] for split, rolls in data.items()}
     return data
@@ -98,8 +99,8 @@ def nats_per_step(scores, rolls):
 
 def baselines(data):
     """Valid and test nats per step and test frame accuracy of the two baselines."""
-    frequencies = piano_rolls.key_frequencies(data["train"])
-    _, regression = piano_rolls.previous_frame_regression(data["train"], data["valid"])
+    frequencies = music_baselines.key_frequencies(data["train"])
+    _, regression = music_baselines.previous_frame_regression(data["train"], data["valid"])
     results = {}
     for name, probabilities in (
         ("key_frequencies", lambda rolls: [np.broadcast_to(frequencies, r.shape) for r in rolls]),
@@ -107,9 +108,11 @@ def baselines(data):
     ):
         test_p = probabilities(data["test"])
         results[name] = {
-            "valid_nats": piano_rolls.independent_nll(data["valid"], probabilities(data["valid"])),
-            "test_nats": piano_rolls.independent_nll(data["test"], test_p),
-            "test_frame_accuracy": piano_rolls.frame_accuracy(
+            "valid_nats": music_baselines.independent_nll(
+                data["valid"], probabilities(data["valid"])
+            ),
+            "test_nats": music_baselines.independent_nll(data["test"], test_p),
+            "test_frame_accuracy": music_baselines.frame_accuracy(
                 data["test"], [np.asarray(p) > 0.5 for p in test_p]
             ),
         }
@@ -120,23 +123,23 @@ def train(args, data, frame_output, run_dir):
     """One PolyphonicModel, trained on train and stopped early on valid: (model, history, s)."""
     import keras
 
-    from rnn_keras import RecurrentBackbone
-    from rnn_keras.music import PolyphonicModel
+    from rnn_keras.models.backbone import RecurrentBackbone
+    from rnn_keras.models.polyphonic_model import PolyphonicModel
 
     keras.utils.set_random_seed(args.seed)
     own = {key: getattr(args, f"{frame_output}_{key}") for key in PER_OUTPUT[frame_output]}
     backbone = RecurrentBackbone(
-        args.cell, own["units"], num_layers=args.layers, input_dim=piano_rolls.NUM_KEYS,
+        args.cell, own["units"], num_layers=args.layers, input_dim=chorales.NUM_KEYS,
         dropout=own["dropout"], recurrent_dropout=own["recurrent_dropout"],
     )  # fmt: skip
     model = PolyphonicModel(
         backbone, frame_output=frame_output, hidden_units=args.hidden_units, dropout=own["dropout"]
     )
     model.compile(optimizer=keras.optimizers.Adam(args.lr, global_clipnorm=args.clipnorm))
-    train_batches = piano_rolls.roll_batches(
+    train_batches = chorales.roll_batches(
         data["train"], args.batch_size, shuffle=True, transpose=args.transpose, seed=args.seed
     )
-    valid_batches = piano_rolls.roll_batches(data["valid"], 32)
+    valid_batches = chorales.roll_batches(data["valid"], 32)
     print(f"\n== {frame_output}: {model.count_params():,} parameters")
     history, seconds = common.fit(
         model, args, run_dir, train_batches, valid_batches,
@@ -153,7 +156,7 @@ def evaluate(model, data, seconds):
         "train_seconds": seconds,
         "valid_nats": nats_per_step(model.score(data["valid"]), data["valid"]),
         "test_nats": nats_per_step(model.score(data["test"]), data["test"]),
-        "test_frame_accuracy": piano_rolls.frame_accuracy(data["test"], predicted),
+        "test_frame_accuracy": music_baselines.frame_accuracy(data["test"], predicted),
     }
 
 
@@ -162,7 +165,7 @@ def write_samples(models, data, args, run_dir):
     set's; returns the statistics."""
     folder = run_dir / "samples"
     folder.mkdir(exist_ok=True)
-    statistics = {"test": piano_rolls.roll_statistics(data["test"])}
+    statistics = {"test": music_baselines.roll_statistics(data["test"])}
     pictures, titles = [data["test"][0][: args.sample_steps]], ["test chorale 0 (Bach)"]
     for name, model in models.items():
         rolls = [
@@ -170,12 +173,12 @@ def write_samples(models, data, args, run_dir):
             for seed in range(args.samples)
         ]
         for seed, roll in enumerate(rolls):
-            piano_rolls.write_midi(roll, folder / f"{name}_seed{seed}.mid")
-        statistics[name] = piano_rolls.roll_statistics(rolls)
+            chorales.write_midi(roll, folder / f"{name}_seed{seed}.mid")
+        statistics[name] = music_baselines.roll_statistics(rolls)
         pictures += rolls[:2]
         titles += [f"{name}, seed {seed}, temperature {args.temperature}" for seed in range(2)]
-    piano_rolls.write_midi(data["test"][0], folder / "test_chorale0.mid")
-    piano_rolls.plot_rolls(pictures[: len(titles)], run_dir / "chorales.png", titles)
+    chorales.write_midi(data["test"][0], folder / "test_chorale0.mid")
+    chorales.plot_rolls(pictures[: len(titles)], run_dir / "chorales.png", titles)
     write_json(run_dir / "sample_statistics.json", statistics)
     return statistics
 

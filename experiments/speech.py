@@ -15,7 +15,7 @@ once, after training.
 2. Unseen speakers: each speaker held out in turn (all 500 of their clips are the test), the
    model trained on the other five.
 3. Digit strings: utterances of 1-7 digits joined from recordings with random silences and a
-   little noise (`rnn_keras.spoken_digits.digit_strings`, seeded). One speaker
+   little noise (`rnn_keras.datasets.fsdd.digit_strings`, seeded). One speaker
    (`--strings-speaker`) is held out: training strings come from repetitions 5-44 of the
    other five, validation strings from their repetitions 45-49, the seen-speaker test strings
    from their repetitions 0-4, and the unseen-speaker test strings from the held-out speaker.
@@ -38,8 +38,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rnn_keras import spoken_digits as sd  # noqa: E402
-from rnn_keras.training import history_dict, machine_info, plot_history, write_json  # noqa: E402
+from rnn_keras.datasets import fsdd  # noqa: E402
+from rnn_keras.datasets.fsdd import digit_words, train_validation_test  # noqa: E402
+from rnn_keras.evaluation.speech_baselines import baseline_accuracies, plot_confusion  # noqa: E402
+from rnn_keras.models.speech_recognizer import error_rates, plot_transcription  # noqa: E402
+from rnn_keras.training.fit import (  # noqa: E402
+    history_dict,
+    machine_info,
+    plot_history,
+    saved_model_step,
+    write_json,
+)
 
 PUBLISHED = {
     "BiLSTM on MFCCs, 4 speakers, random split (isolated digits)": 0.984,
@@ -93,34 +102,12 @@ def parse(argv):
     return common.parse_args(parser, argv, QUICK)
 
 
-def load(args):
-    recordings = sd.load_recordings(args.data_dir)
-    if args.max_per_digit:
-        recordings = recordings.subset(recordings.indices < args.max_per_digit)
-    return recordings
-
-
-def splits(recordings, held_out=None):
-    """(train, validation, test) Recordings: the official split, or `held_out`'s clips as the
-    test. Validation: the last 5 repetitions of the training speakers (all but 5 in --quick)."""
-    if held_out is None:
-        train, test = sd.official_split(recordings)
-    else:
-        train, test = sd.speaker_split(recordings, held_out)
-    last = int(recordings.indices.max()) + 1
-    validation = train & (recordings.indices >= last - 5)
-    train = train & ~validation
-    return recordings.subset(train), recordings.subset(validation), recordings.subset(test)
-
-
-def words(digits):
-    return [sd.DIGIT_WORDS[d] for d in digits]
-
-
 def new_model(args):
     import keras
 
-    from rnn_keras import LogMelFrontEnd, RecurrentBackbone, SpeechRecognizer
+    from rnn_keras.layers.audio import LogMelFrontEnd
+    from rnn_keras.models.backbone import RecurrentBackbone
+    from rnn_keras.models.speech_recognizer import SpeechRecognizer
 
     keras.utils.set_random_seed(args.seed)
     front_end = LogMelFrontEnd(
@@ -132,26 +119,24 @@ def new_model(args):
         "lstm", args.units, num_layers=args.layers, bidirectional=True,
         input_dim=front_end.num_mel_bins, dropout=args.dropout,
     )  # fmt: skip
-    return SpeechRecognizer(backbone, sd.DIGIT_WORDS, front_end=front_end, dropout=args.dropout)
+    return SpeechRecognizer(backbone, fsdd.DIGIT_WORDS, front_end=front_end, dropout=args.dropout)
 
 
-def fit_recognizer(args, run_dir, phase, train_audio, train_words, val_audio, val_words, epochs,
-                   batch):  # fmt: skip
-    """A SpeechRecognizer trained on the clips and chosen on validation: (model, history, s).
-
-    Adam with a cosine decay of the learning rate over `epochs` epochs."""
-    from rnn_keras.recipes import optimizer
+def fit_recognizer(args, run_dir, phase, train, validation, epochs, batch):
+    """A SpeechRecognizer trained on `train` and chosen on `validation` (each: clips and their
+    word lists): (model, history, seconds). Adam with a cosine decay of the learning rate over
+    `epochs` epochs."""
+    from rnn_keras.training.recipes import optimizer
 
     model = new_model(args)
-    steps = epochs * -(-len(train_audio) // batch)
+    steps = epochs * -(-len(train[0]) // batch)
     model.compile(optimizer=optimizer(args.lr, clipnorm=args.clipnorm, decay_steps=steps))
     x = args.speed_perturbation
     train_ds = model.dataset(
-        train_audio, train_words, batch, shuffle=True, seed=args.seed,
-        speed=(1 - x, 1 + x) if x else None,
-    )  # fmt: skip
-    val_ds = model.dataset(val_audio, val_words, 64)
-    print(f"\n== {phase}: {len(train_audio)} training clips, {model.count_params():,} parameters")
+        *train, batch, shuffle=True, seed=args.seed, speed=(1 - x, 1 + x) if x else None
+    )
+    val_ds = model.dataset(*validation, 64)
+    print(f"\n== {phase}: {len(train[0])} training clips, {model.count_params():,} parameters")
     history, seconds = common.fit(
         model, args, run_dir, train_ds, val_ds, monitor="val_sequence_accuracy", mode="max",
         phase=f"_{phase}", epochs=epochs,
@@ -163,89 +148,42 @@ def fit_recognizer(args, run_dir, phase, train_audio, train_words, val_audio, va
     return model, history, seconds
 
 
-def accuracy(transcripts, digits):
-    return float(np.mean([t == w for t, w in zip(transcripts, words(digits), strict=True)]))
+def clips(recordings):
+    """(the clips, each one's word list: its digit's word) of isolated-digit `Recordings`."""
+    return list(recordings.waveforms), [[word] for word in digit_words(recordings.digits)]
 
 
-def baselines(train, validation, test, group):
-    """Test accuracy of the logistic regression and of DTW 1-NN (templates: train +
-    validation, as nothing is chosen for it)."""
-    started = time.time()
-    fit_x, val_x, test_x = (sd.mean_log_mel(list(r.waveforms)) for r in (train, validation, test))
-    predict, chosen = sd.logistic_regression(fit_x, train.digits, val_x, validation.digits)
-    regression = float((predict(test_x) == test.digits).mean())
-    templates = sd.clip_features(list(train.waveforms) + list(validation.waveforms))
-    labels = np.concatenate([train.digits, validation.digits])
-    print(f"DTW 1-NN over {len(templates)} templates ({group})")
-    nearest = sd.nearest_neighbour_dtw(
-        templates,
-        labels,
-        sd.clip_features(list(test.waveforms)),
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    return {
-        "logistic_regression": regression,
-        "logistic_regression_penalty": chosen["penalty"],
-        "dtw_1nn": float((nearest == test.digits).mean()),
-        "baseline_seconds": time.time() - started,
-    }
-
-
-def once(run_dir, phase, compute, keep_model=False):
-    """`compute() -> (model, record)` run once per run folder: a resumed run reloads the
-    record (`run_dir/<phase>.json`) and, with `keep_model`, the model (`<phase>.keras`)."""
-    import keras
-
-    from rnn_keras.export import save_model
-    from rnn_keras.training import saved_step
-
-    done, path = {}, run_dir / f"{phase}.keras"
-
-    def run():
-        done["model"], record = compute()
-        return record
-
-    def save():
-        if keep_model:
-            save_model(done["model"], path)
-
-    def load():
-        if keep_model:
-            done["model"] = keras.saving.load_model(path, compile=False)
-
-    record = saved_step(run_dir, f"result_{phase}", load, run, save)
-    return done.get("model"), record
-
-
-def official(args, recordings, run_dir):
-    train, validation, test = splits(recordings)
+def isolated_digits(args, run_dir, phase, splits, group):
+    """A recognizer of isolated digits trained on `splits` = (train, validation, test)
+    `Recordings`, once per run folder: (model, record). The record: its test accuracy beside
+    the baselines' (`group` names the split); the official split's also holds the confusion
+    counts and the learning curve, and its model is kept (`official.keras`) for export."""
+    train, validation, test = splits
+    epochs = args.epochs if phase == "official" else args.fold_epochs
 
     def compute():
-        model, history, seconds = train_isolated(args, run_dir, "official", train, validation)
+        model, history, seconds = fit_recognizer(
+            args, run_dir, phase, clips(train), clips(validation), epochs, args.batch_size
+        )
         transcripts = model.transcribe(list(test.waveforms))
-        counts = sd.plot_confusion(
-            words(test.digits), transcripts, run_dir / "confusion_official.png",
-            "FSDD official test split (300 clips)",
-        )  # fmt: skip
-        return model, {
-            "test_accuracy": accuracy(transcripts, test.digits),
+        references = digit_words(test.digits)
+        record = {
+            "test_accuracy": error_rates(transcripts, references)["sequence_accuracy"],
             "val_accuracy": float(max(history.history["val_sequence_accuracy"])),
             "train_seconds": seconds,
             "epochs": len(history.epoch),
-            "confusion": counts.tolist(),
-            "history": history_dict(history),
-            **baselines(train, validation, test, "official split"),
         }
+        if phase == "official":
+            counts = plot_confusion(
+                references, transcripts, run_dir / "confusion_official.png",
+                "FSDD official test split (300 clips)",
+            )  # fmt: skip
+            record |= {"confusion": counts.tolist(), "history": history_dict(history)}
+        progress = 1 if sys.stdout.isatty() else 2  # DTW's: a bar on a terminal, else a line
+        return model, record | baseline_accuracies(train, validation, test, group, progress)
 
-    return once(run_dir, "official", compute, keep_model=True)
-
-
-def train_isolated(args, run_dir, phase, train, validation):
-    return fit_recognizer(
-        args, run_dir, phase, list(train.waveforms), [[w] for w in words(train.digits)],
-        list(validation.waveforms), [[w] for w in words(validation.digits)],
-        args.epochs if phase == "official" else args.fold_epochs, args.batch_size,
-    )  # fmt: skip
+    model_file = "official.keras" if phase == "official" else None  # the folds: not exported
+    return saved_model_step(run_dir, f"result_{phase}", compute, model_file)
 
 
 def unseen_speakers(args, recordings, run_dir):
@@ -253,20 +191,9 @@ def unseen_speakers(args, recordings, run_dir):
     chosen = speakers if args.folds == "all" else args.folds.split(",")
     folds = {}
     for speaker in chosen:
-        train, validation, test = splits(recordings, held_out=speaker)
-
-        def compute(speaker=speaker, train=train, validation=validation, test=test):
-            phase = f"unseen_{speaker}"
-            model, history, seconds = train_isolated(args, run_dir, phase, train, validation)
-            return model, {
-                "test_accuracy": accuracy(model.transcribe(list(test.waveforms)), test.digits),
-                "val_accuracy": float(max(history.history["val_sequence_accuracy"])),
-                "train_seconds": seconds,
-                "epochs": len(history.epoch),
-                **baselines(train, validation, test, f"{speaker} held out"),
-            }
-
-        _, folds[speaker] = once(run_dir, f"unseen_{speaker}", compute)
+        splits = train_validation_test(recordings, held_out=speaker)
+        group, phase = f"{speaker} held out", f"unseen_{speaker}"
+        _, folds[speaker] = isolated_digits(args, run_dir, phase, splits, group)
         print(f"{speaker}: {folds[speaker]['test_accuracy']:.4f}")
     mean = {
         key: float(np.mean([fold[key] for fold in folds.values()]))
@@ -276,22 +203,15 @@ def unseen_speakers(args, recordings, run_dir):
 
 
 def digit_strings(args, recordings, run_dir):
-    seen = recordings.subset(recordings.speakers != args.strings_speaker)
-    unseen = recordings.subset(recordings.speakers == args.strings_speaker)
-    train, validation, test = splits(seen)
-    sets = {
-        "train": sd.digit_strings(train, args.train_strings, seed=1),
-        "validation": sd.digit_strings(validation, args.eval_strings, seed=2),
-        "test_seen": sd.digit_strings(test, args.eval_strings, seed=3),
-        "test_unseen": sd.digit_strings(unseen, args.eval_strings, seed=4),
-    }
-    (train_audio, train_digits), (val_audio, val_digits) = sets["train"], sets["validation"]
-    from rnn_keras.speech import error_rates, plot_transcription
+    sets = fsdd.digit_string_sets(
+        recordings, args.strings_speaker, args.train_strings, args.eval_strings
+    )
+    references = {name: [digit_words(d) for d in digits] for name, (_, digits) in sets.items()}
 
     def compute():
         model, history, seconds = fit_recognizer(
-            args, run_dir, "strings", train_audio, [words(d) for d in train_digits],
-            val_audio, [words(d) for d in val_digits], args.strings_epochs,
+            args, run_dir, "strings", (sets["train"][0], references["train"]),
+            (sets["validation"][0], references["validation"]), args.strings_epochs,
             args.strings_batch_size,
         )  # fmt: skip
         result = {
@@ -301,49 +221,44 @@ def digit_strings(args, recordings, run_dir):
             "history": history_dict(history),
         }
         for name in ("validation", "test_seen", "test_unseen"):
-            audio, digits = sets[name]
-            references = [words(d) for d in digits]
             for decoder, width in (("greedy", 1), ("beam", args.beam_width)):
-                transcripts = model.transcribe(audio, width)
-                result[f"{name}_{decoder}"] = error_rates(transcripts, references)
+                transcripts = model.transcribe(sets[name][0], width)
+                result[f"{name}_{decoder}"] = error_rates(transcripts, references[name])
         for name in ("test_seen", "test_unseen"):
             plot_transcription(
                 model, sets[name][0][0], run_dir / f"transcription_{name}.png",
-                f"{name.replace('_', ' ')} string 0, {' '.join(words(sets[name][1][0]))}",
+                f"{name.replace('_', ' ')} string 0, {' '.join(references[name][0])}",
             )  # fmt: skip
         return model, result
 
-    return once(run_dir, "strings", compute, keep_model=True)
+    return saved_model_step(run_dir, "result_strings", compute, "strings.keras")
 
 
 def report(results):
     official_row, unseen, strings = results["official"], results["unseen"], results["strings"]
+
+    def row(label, figures):  # the recognizer and both baselines, on one test set
+        print(
+            f"{label:<44} {figures['test_accuracy']:10.4f} "
+            f"{figures['logistic_regression']:9.4f} {figures['dtw_1nn']:9.4f}"
+        )
+
     print(
         f"\n{'isolated digits (accuracy)':<44} {'BiLSTM-CTC':>10} {'log. reg.':>9} {'DTW 1-NN':>9}"
     )
-    print(
-        f"{'official split (300 test clips)':<44} {official_row['test_accuracy']:10.4f} "
-        f"{official_row['logistic_regression']:9.4f} {official_row['dtw_1nn']:9.4f}"
-    )
+    row("official split (300 test clips)", official_row)
     for speaker, fold in unseen["folds"].items():
-        print(
-            f"{'unseen speaker: ' + speaker:<44} {fold['test_accuracy']:10.4f} "
-            f"{fold['logistic_regression']:9.4f} {fold['dtw_1nn']:9.4f}"
-        )
-    mean = unseen["mean"]
-    print(
-        f"{'unseen speakers, mean':<44} {mean['test_accuracy']:10.4f} "
-        f"{mean['logistic_regression']:9.4f} {mean['dtw_1nn']:9.4f}"
-    )
+        row("unseen speaker: " + speaker, fold)
+    row("unseen speakers, mean", unseen["mean"])
     for name, value in PUBLISHED.items():
         print(f"{'  published: ' + name:<68} {value:.3f}")
     print(f"\n{'digit strings':<44} {'DER':>8} {'strings':>8}")
     for name in ("validation", "test_seen", "test_unseen"):
         for decoder in ("greedy", "beam"):
-            row = strings[f"{name}_{decoder}"]
+            figures = strings[f"{name}_{decoder}"]
             print(
-                f"{name + ', ' + decoder:<44} {row['token_error_rate']:8.4f} "
-                f"{row['sequence_accuracy']:8.4f}"
+                f"{name + ', ' + decoder:<44} {figures['token_error_rate']:8.4f} "
+                f"{figures['sequence_accuracy']:8.4f}"
             )
 
 
@@ -351,9 +266,11 @@ def main(argv=None):
     args = parse(argv)
     run_dir, export_dir = common.start_run(args, "speech")
     started = time.time()
-    recordings = load(args)
+    recordings = fsdd.load_recordings(args.data_dir, max_repetitions=args.max_per_digit or None)
     results = {}
-    official_model, results["official"] = official(args, recordings, run_dir)
+    official_model, results["official"] = isolated_digits(
+        args, run_dir, "official", train_validation_test(recordings), "official split"
+    )
     results["unseen"] = unseen_speakers(args, recordings, run_dir)
     strings_model, results["strings"] = digit_strings(args, recordings, run_dir)
     exports = [

@@ -8,7 +8,7 @@ UCI "Beijing PM2.5" (Liang et al. 2015). A window is rows t-72..t-1; its targets
 at t..t+23, in the year of t: training 2010-2012, validation 2013, test 2014 (read once, after
 training). Missing readings stay NaN for the model to impute; missing targets get weight 0 and
 count in no figure. Model: `SequenceRegressor` + `FeatureWindowPreprocessor`; windows,
-baselines and errors: `rnn_keras.forecasting`.
+baselines and errors: `rnn_keras.datasets.feature_windows`, `evaluation.forecast_baselines`.
 Exports (`task.export`, `rnn_keras.export.save_model`): `pm25/`, a SavedModel whose
 `serve(pm25=..., ..., hour=...)` maps the 11 named inputs [batch, time] (72 hours in training)
 to float32 [batch, 24], and `pm25.keras`, the task with its preprocessor.
@@ -25,8 +25,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rnn_keras import distribute, forecasting  # noqa: E402
-from rnn_keras.forecasting import flatten_batches, horizon_errors  # noqa: E402
+from rnn_keras.datasets import feature_windows  # noqa: E402
+from rnn_keras.datasets.feature_windows import flatten_batches  # noqa: E402
+from rnn_keras.evaluation import forecast_baselines  # noqa: E402
+from rnn_keras.evaluation.forecast_baselines import horizon_errors  # noqa: E402
+from rnn_keras.training import distribute  # noqa: E402
 
 DATA_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00381/"
 DATA_FILE = "PRSA_data_2010.1.1-2014.12.31.csv"
@@ -165,8 +168,8 @@ def new_forecaster(args, table):
 def windows_of(table, split, max_windows=None):
     """(starts, inputs, targets) of a split's windows."""
     years = SPLIT_YEARS[split]
-    starts = forecasting.window_starts(table["year"], years, HISTORY, HORIZON, max_windows)
-    return (starts, *forecasting.make_windows(table, starts, HISTORY, HORIZON, INPUTS, "pm25"))
+    starts = feature_windows.window_starts(table["year"], years, HISTORY, HORIZON, max_windows)
+    return (starts, *feature_windows.make_windows(table, starts, HISTORY, HORIZON, INPUTS, "pm25"))
 
 
 def train(argv):
@@ -192,7 +195,7 @@ def train(argv):
     forecaster.summary(print_fn=lambda line, **_: print(line))
 
     def batches(split, batch_size=512, targets=None, seed=None):  # features [and targets]
-        return forecasting.window_dataset(
+        return feature_windows.window_dataset(
             windows[split][1], targets, batch_size, seed, forecaster.preprocessor
         )
 
@@ -202,7 +205,7 @@ def train(argv):
 
     # Baselines: the training mean where a window has no pm2.5; ridge on the model's features.
     fallback = float(np.nanmean(table["pm25"][np.isin(table["year"], SPLIT_YEARS["train"])]))
-    ridge = forecasting.fit_ridge(
+    ridge = forecast_baselines.fit_ridge(
         flatten_batches(batches("train")), windows["train"][2], RIDGE_ALPHAS
     )
     val_features = flatten_batches(batches("validation"))
@@ -218,8 +221,8 @@ def train(argv):
     for split in splits:
         pm25, targets = windows[split][1]["pm25"], windows[split][2]
         predicted[split] = {
-            "persistence": forecasting.persistence(pm25, HORIZON, fallback),
-            "seasonal_naive": forecasting.seasonal_naive(pm25, HORIZON, DAY, fallback),
+            "persistence": forecast_baselines.persistence(pm25, HORIZON, fallback),
+            "seasonal_naive": forecast_baselines.seasonal_naive(pm25, HORIZON, DAY, fallback),
             "ridge": ridge[alpha](flatten_batches(batches(split))),
             "rnn": distribute.predict(forecaster, batches(split)),
         }
@@ -277,7 +280,7 @@ def forecast(argv):
         parser.error(f"--at must be an hour from {first} to {last}. Received: {args.at}")
     import tensorflow as tf
 
-    inputs, truth = forecasting.make_windows(table, [row + 1], HISTORY, HORIZON, INPUTS, "pm25")
+    inputs, truth = feature_windows.make_windows(table, [row + 1], HISTORY, HORIZON, INPUTS, "pm25")
     loaded = tf.saved_model.load(args.model)  # keep a reference: it owns the variables
     predicted = loaded.serve(**{name: tf.constant(value) for name, value in inputs.items()})
     print(f"pm2.5 forecast (µg/m³) at {table['time'][row]}\nhour           forecast  truth")

@@ -38,7 +38,6 @@ PUBLISHED = {  # test_2016_flickr, German -> English, lowercased tokenized BLEU
 }
 TARGETS = {"test_2016_flickr_bleu": 32.0, "bleu_over_no_attention": 10.0, "train_minutes": 45}
 TEST_SETS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco")
-LENGTH_BUCKETS = ((1, 10), (11, 15), (16, 20), (21, None))
 DEFAULTS = dict(
     units=384, embedding_dim=256, cell="lstm", attention="general", dropout=0.3, lr=1e-3,
     batch_size=128, epochs=40, patience=4, budget_minutes=45.0, min_count=2,
@@ -76,7 +75,7 @@ def parse(argv):
 
 
 def load(args):
-    from rnn_keras.translation import MULTI30K_SPLITS, load_multi30k
+    from rnn_keras.datasets.multi30k import MULTI30K_SPLITS, load_multi30k
 
     data = {}
     for split in MULTI30K_SPLITS:
@@ -95,8 +94,8 @@ def train(args, name, attention, preprocessor, data, run_dir):
     """One translator, trained (or reloaded from a finished step of this run)."""
     import keras
 
-    from rnn_keras import Translator
-    from rnn_keras.training import saved_step
+    from rnn_keras.models.translator import Translator
+    from rnn_keras.training.fit import saved_step
 
     keras.utils.set_random_seed(args.seed)
     model = Translator.from_preprocessor(
@@ -147,34 +146,19 @@ def train(args, name, attention, preprocessor, data, run_dir):
 
 def bleu(hypotheses, split_data):
     """(lowercased tokenized BLEU on the `tok/` references, sacreBLEU on the raw ones)."""
-    import sacrebleu
-    from sacremoses import MosesDetokenizer
+    from rnn_keras.models.translator import bleu_scores
 
-    tokenized = sacrebleu.corpus_bleu(
-        hypotheses, [split_data["en_tok"]], tokenize="none", lowercase=True, force=True
-    ).score  # force: tokenized on purpose (sacreBLEU would warn of "forgotten" detokenization)
-    detokenizer = MosesDetokenizer(lang="en")
-    cased = []
-    for hypothesis in hypotheses:
-        text = detokenizer.detokenize(hypothesis.split())
-        cased.append(text[:1].upper() + text[1:])
-    raw = sacrebleu.corpus_bleu(cased, [split_data["en"]]).score
-    return tokenized, raw
-
-
-def decodings(args):
-    """(name, beam_size, alpha) of every decoding tried on val, greedy first."""
-    tried = [("greedy", 1, 0.0)]
-    for size in (int(s) for s in args.beam_sizes.split(",")):
-        for alpha in (float(a) for a in args.length_penalties.split(",")):
-            tried.append((f"beam {size}, alpha {alpha:g}", size, alpha))
-    return tried
+    return bleu_scores(hypotheses, split_data["en"], split_data["en_tok"])
 
 
 def choose_decoding(args, model, data):
     """Val BLEU of every decoding; the best beam setting by tokenized BLEU."""
+    from rnn_keras.models.translator import decoding_grid
+
     scores = {}
-    for name, size, alpha in decodings(args):
+    beam_sizes = [int(s) for s in args.beam_sizes.split(",")]
+    alphas = [float(a) for a in args.length_penalties.split(",")]
+    for name, size, alpha in decoding_grid(beam_sizes, alphas):
         started = time.time()
         output = model.translate(data["val"]["de"], beam_size=size, length_penalty_alpha=alpha)
         tokenized, raw = bleu(output, data["val"])
@@ -188,81 +172,16 @@ def choose_decoding(args, model, data):
     return scores, best
 
 
-def length_bucket(words):
-    for low, high in LENGTH_BUCKETS:
-        if words >= low and (high is None or words <= high):
-            return f"{low}-{high}" if high else f"{low}+"
-    return None
-
-
-def bleu_by_length(hypotheses, split_data):
-    """Tokenized BLEU of each source-length bucket: {bucket: (BLEU, sentences)}."""
-    buckets = {}
-    for i, source in enumerate(split_data["de"]):
-        buckets.setdefault(length_bucket(len(source.split())), []).append(i)
-    out = {}
-    for bucket in [length_bucket(low) for low, _ in LENGTH_BUCKETS]:
-        rows = buckets.get(bucket, [])
-        if rows:
-            part = {key: [split_data[key][i] for i in rows] for key in ("de", "en", "en_tok")}
-            out[bucket] = (bleu([hypotheses[i] for i in rows], part)[0], len(rows))
-    return out
-
-
-def plot_by_length(by_length, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(by_length)
-    buckets = list(by_length[names[0]])
-    figure, ax = plt.subplots(figsize=(6.4, 3.8))
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        values = [by_length[name].get(b, (0.0, 0))[0] for b in buckets]
-        ax.bar(np.arange(len(buckets)) + i * width, values, width, label=name)
-    counts = [by_length[names[0]][b][1] for b in buckets]
-    ax.set_xticks(
-        np.arange(len(buckets)) + width * (len(names) - 1) / 2,
-        [f"{b} words\n({n} sentences)" for b, n in zip(buckets, counts, strict=True)],
-    )
-    ax.set_ylabel("BLEU (lowercased, tokenized)")
-    ax.set_title("test_2016_flickr: BLEU by German source length")
-    ax.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def plot_heatmaps(model, sentences, decoding, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rnn_keras.translation import plot_attention
-
-    maps = [
-        model.attention_map(s, decoding["beam_size"], 100, decoding["alpha"]) for s in sentences
-    ]
-    width = sum(1.2 + 0.42 * len(m[0]) for m in maps)
-    height = 1.5 + 0.32 * max(len(m[1]) for m in maps)
-    figure, axes = plt.subplots(1, len(maps), figsize=(width, height), squeeze=False)
-    for ax, (source, target, weights) in zip(axes[0], maps, strict=True):
-        plot_attention(source, target, weights, ax=ax)
-    figure.suptitle("Attention weights, test_2016_flickr (rows: English words produced)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return [{"source": m[0], "target": m[1]} for m in maps]
-
-
 def main(argv=None):
     import keras
 
-    from rnn_keras import TranslatorPreprocessor
-    from rnn_keras.training import machine_info, plot_history, write_json
+    from rnn_keras.models.translator import (
+        bleu_by_length,
+        plot_attention_maps,
+        plot_bleu_by_length,
+    )
+    from rnn_keras.models.translator_preprocessor import TranslatorPreprocessor
+    from rnn_keras.training.fit import machine_info, plot_history, write_json
 
     args = parse(argv)
     run_dir, export_dir = common.start_run(args, "translate")
@@ -300,21 +219,30 @@ def main(argv=None):
                 tokenized, raw = bleu(output, data[split])
                 results[name]["test"][f"{split} {decoding}"] = {"bleu": tokenized, "sacrebleu": raw}
                 if split == "test_2016_flickr" and decoding == "beam":
-                    results[name]["by_length"] = bleu_by_length(output, data[split])
+                    results[name]["by_length"] = bleu_by_length(
+                        output, data[split]["de"], data[split]["en_tok"]
+                    )
                     results[name]["examples"] = list(
                         zip(data[split]["de"][:5], output[:5], strict=True)
                     )
 
-    plot_by_length(
-        {name: results[name]["by_length"] for name in models}, run_dir / "bleu_by_length.png"
+    plot_bleu_by_length(
+        {name: results[name]["by_length"] for name in models},
+        run_dir / "bleu_by_length.png",
+        "test_2016_flickr: BLEU by German source length",
     )
     test = data["test_2016_flickr"]["de"]
     by_length = sorted(range(len(test)), key=lambda i: len(test[i].split()))
     picks = [by_length[int(q * (len(test) - 1))] for q in np.linspace(0.1, 0.9, args.heatmaps)]
     attention_model = models["attention"]
     chosen = results["attention"]["val"][results["attention"]["chosen_beam"]]
-    results["heatmaps"] = plot_heatmaps(
-        attention_model, [test[i] for i in picks], chosen, run_dir / "attention.png"
+    results["heatmaps"] = plot_attention_maps(
+        attention_model,
+        [test[i] for i in picks],
+        run_dir / "attention.png",
+        beam_size=chosen["beam_size"],
+        length_penalty_alpha=chosen["alpha"],
+        title="Attention weights, test_2016_flickr (rows: English words produced)",
     )
     export_kwargs = dict(beam_size=chosen["beam_size"], length_penalty_alpha=chosen["alpha"])
     paths = common.export_task(attention_model, export_dir, "translate_de_en", **export_kwargs)

@@ -14,7 +14,9 @@ from helpers import run_without_rnn_keras
 
 import rnn_keras
 import rnn_keras.text
-from rnn_keras import imdb_reviews, recipes
+from rnn_keras.datasets import imdb as imdb_reviews
+from rnn_keras.models import text_ensemble as ensembles
+from rnn_keras.training import recipes
 
 IMDB_SCRIPT = REPO_ROOT / "experiments" / "imdb.py"
 
@@ -114,6 +116,155 @@ def test_score_reviews_keeps_the_order_of_the_texts():
     expected = classifier(vectorizer(texts), training=False).numpy().reshape(-1)
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
     assert len(set(np.round(expected, 6))) > 1  # distinct scores, so a mix-up would show
+
+
+# --- the library pieces experiments/imdb.py is wired from --------------------------------------
+
+REVIEWS = np.array(
+    ["a good film", "bad bad film", "good acting, good plot", "awful plot", "great", "terrible"]
+    * 4,
+    dtype=object,
+)
+REVIEW_LABELS = np.array([1, 0, 1, 0, 1, 0] * 4, "float32")
+
+
+def tiny_student(name="sentiment_classifier"):
+    keras.utils.set_random_seed(3)
+    preprocessor = rnn_keras.TextClassifierPreprocessor(max_tokens=40, sequence_length=6)
+    preprocessor.adapt(REVIEWS)
+    return rnn_keras.SequenceClassifier.from_preprocessor(
+        preprocessor,
+        1,
+        backbone_args={"cell": "gru", "units": 3, "embedding_dim": 4, "num_layers": 2},
+        pooling="max",
+        activation="sigmoid",
+        name=name,
+    )
+
+
+def test_classifier_from_preprocessor_sizes_its_backbone_to_the_vocabulary():
+    classifier = tiny_student()
+    backbone, preprocessor = classifier.backbone, classifier.preprocessor
+    assert backbone.vocabulary_size == preprocessor.vocabulary_size() == 11  # 9 words + 2
+    assert (backbone.cell, backbone.units, backbone.num_layers) == ("gru", 3, 2)
+    assert (classifier.pooling, classifier.activation, classifier.num_classes) == (
+        "max",
+        "sigmoid",
+        1,
+    )
+    assert classifier.predict(REVIEWS[:3], verbose=0).shape == (3, 1)
+    with pytest.raises(ValueError, match="no `vocabulary_size` in `backbone_args`"):
+        rnn_keras.SequenceClassifier.from_preprocessor(
+            preprocessor, 1, backbone_args={"units": 2, "vocabulary_size": 9}
+        )
+    with pytest.raises(ValueError, match="Expected: a TextClassifierPreprocessor"):
+        rnn_keras.SequenceClassifier.from_preprocessor(None, 1)
+
+
+def test_compile_binary_classifier_counts_a_soft_label_as_the_class_it_leans_to():
+    classifier = recipes.compile_binary_classifier(
+        tiny_student(), 0.01, clipnorm=0.5, weight_decay=0.1, decay_steps=10
+    )
+    optimizer = classifier.optimizer
+    assert isinstance(optimizer, keras.optimizers.AdamW) and optimizer.global_clipnorm == 0.5
+    schedule = optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"] == "CosineDecay" and schedule["config"]["decay_steps"] == 10
+    assert not classifier.jit_compile
+    probabilities = classifier.predict(REVIEWS, verbose=0)[:, 0]
+    soft = np.where(probabilities >= 0.5, 0.7, 0.3).astype("float32")  # each leans as predicted
+    logs = classifier.evaluate(REVIEWS, soft, verbose=0, return_dict=True)
+    assert logs["accuracy"] == 1.0
+    logs = classifier.evaluate(REVIEWS, 1 - soft, verbose=0, return_dict=True)
+    assert logs["accuracy"] == 0.0
+    plain = recipes.compile_binary_classifier(tiny_student(), 0.01)
+    assert type(plain.optimizer) is keras.optimizers.Adam
+    assert plain.optimizer.get_config()["learning_rate"] == pytest.approx(0.01)
+
+
+def test_mixture_figures_name_each_weight_of_the_mixing_curve():
+    first, second = np.array([0.9, 0.2, 0.6, 0.4]), np.array([0.6, 0.7, 0.1, 0.2])
+    labels = np.array([1, 0, 1, 0])
+    figures = ensembles.mixture_figures(first, second, labels, {"a": 1.0, "b": 0.0, "mix": 0.3})
+    assert list(figures) == ["a_accuracy", "a_loss", "b_accuracy", "b_loss"] + [
+        "mix_accuracy", "mix_loss",
+    ]  # fmt: skip
+    assert figures["a_accuracy"] == 1.0 and figures["b_accuracy"] == 0.5
+    assert figures["a_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.6, 0.6])))
+    (point,) = ensembles.mixing_curve(first, second, labels, weights=[0.3])
+    assert (figures["mix_accuracy"], figures["mix_loss"]) == (point["accuracy"], point["loss"])
+    with pytest.raises(ValueError, match=r"each weight must be in \[0, 1\]"):
+        ensembles.mixture_figures(first, second, labels, {"too_much": 1.5})
+
+
+def test_ensemble_with_teacher_chooses_the_weight_on_validation_and_tests_it(tmp_path, capsys):
+    student = tiny_student()
+    teacher = recipes.ngram_classifier(REVIEWS, REVIEW_LABELS, max_tokens=60, ngrams=2)
+    teacher.get_layer("logistic").set_weights(
+        [np.random.default_rng(0).normal(size=(teacher.get_layer("nb_ratios").size, 1)), np.ones(1)]
+    )
+    texts, labels = REVIEWS[:12], REVIEW_LABELS[:12]
+    first, second = recipes.student_and_teacher_scores(student, teacher, texts, batch_size=4)
+    np.testing.assert_allclose(first, student.predict(texts, verbose=0)[:, 0], atol=1e-5)
+    np.testing.assert_allclose(second, teacher.predict(texts, verbose=0)[:, 0], atol=1e-6)
+
+    served, record = recipes.ensemble_with_teacher(
+        student, teacher, (texts, labels), 4, tmp_path / "weight.png"
+    )
+    curve = ensembles.mixing_curve(first, second, labels)
+    weight = ensembles.mixing_weight(curve)
+    assert record["student_weight"] == weight and record["validation_curve"] == curve
+    chosen = [p["accuracy"] for p in curve if p["weight"] == weight]
+    assert [record["validation_accuracy"]] == chosen
+    assert isinstance(served, rnn_keras.TextEnsemble) and served.name == "imdb"
+    assert [m.name for m in served.members] == ["sentiment_classifier", "ngram_teacher"]
+    np.testing.assert_allclose(served.member_weights, [weight, 1 - weight])
+    assert (tmp_path / "weight.png").stat().st_size > 5_000
+    assert f"ensemble: the student's weight {weight:.2f}" in capsys.readouterr().out
+
+    test = (REVIEWS[12:], REVIEW_LABELS[12:])
+    figures = recipes.ensemble_test(student, teacher, weight, test, batch_size=4)
+    first, second = recipes.student_and_teacher_scores(student, teacher, test[0])
+    weights = {"student": 1.0, "teacher": 0.0, "ensemble": weight}
+    assert figures == ensembles.mixture_figures(first, second, test[1], weights)
+    assert figures["student_accuracy"] == np.mean((first >= 0.5) == test[1])
+    assert "test accuracy: student" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="expected at least one text"):
+        recipes.ensemble_with_teacher(student, teacher, (REVIEWS[:0], REVIEW_LABELS[:0]))
+
+
+def test_serve_strings_calls_a_saved_models_string_endpoint(tmp_path):
+    import tensorflow as tf
+
+    from rnn_keras.export.saved_model import serve_strings, write_saved_model
+
+    signature = [tf.TensorSpec([None], tf.string, name="text")]
+    write_saved_model(tmp_path / "lengths", {"serve": (tf.strings.length, signature)})
+    np.testing.assert_array_equal(serve_strings(tmp_path / "lengths", ["abc", "", "de"]), [3, 0, 2])
+    assert serve_strings(tmp_path / "lengths", []).shape == (0,)
+    with pytest.raises(ValueError, match="has no endpoint 'classify'. Received signatures"):
+        serve_strings(tmp_path / "lengths", ["abc"], endpoint="classify")
+
+
+def test_the_imdb_scripts_share_the_validation_flags_and_the_split(monkeypatch):
+    import common
+    import imdb_baseline
+
+    assert imdb.parse_train_args(["--skip-test"]).skip_test
+    assert not imdb.parse_train_args([]).skip_test
+    assert imdb_baseline.parse_args(["--skip-test", "--validation", "review"]).skip_test
+    calls = []
+
+    def load_split(data_dir, name, count=None):
+        calls.append((data_dir, name, count))
+        return REVIEWS, REVIEW_LABELS
+
+    monkeypatch.setattr(imdb_reviews, "load_split", load_split)
+    args = imdb.parse_train_args(["--data-dir", "here", "--train-examples", "24"])
+    args.validation, args.val_fraction = "review", 0.25
+    (train, train_labels), (validation, _), how = common.imdb_train_split(args)
+    assert calls == [("here", "train", 24)] and how["by"] == "review"
+    assert len(train) == len(train_labels) == 18 and len(validation) == 6
+    assert not set(train) - set(REVIEWS) and len(train) + len(validation) == len(REVIEWS)
 
 
 @pytest.mark.parametrize("confidence", ["0.4", "1", "-0.2"])

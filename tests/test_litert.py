@@ -333,6 +333,100 @@ def test_op_names_reads_the_flatbuffer(tmp_path):
     assert "WHILE" in ops and "TANH" in ops  # the loop's body is a subgraph of its own
 
 
+# --- rnn_keras.evaluation.benchmarking: what experiments/litert_export.py measures ---------
+
+
+def test_median_call_seconds_warms_up_once_then_times_each_call():
+    from rnn_keras.evaluation import benchmarking
+
+    calls = []
+    seconds = benchmarking.median_call_seconds(lambda: calls.append(1), repeats=4)
+    assert len(calls) == 5 and 0 <= seconds < 0.1
+    with pytest.raises(ValueError, match="`repeats` must be a positive integer"):
+        benchmarking.median_call_seconds(lambda: None, 0)
+
+
+def test_file_facts_and_serve_runner_of_a_converted_file(tmp_path):
+    from rnn_keras.evaluation import benchmarking
+
+    model = randomized(keras.Sequential([keras.Input((6, 5)), rnn_keras.LSTM(3)]))
+    path = to_litert(model, tmp_path / "lstm.tflite")
+    facts = benchmarking.file_facts(path)
+    assert facts["kb"] == path.stat().st_size / 1024
+    assert facts["ops"] == sorted(set(on_device.op_names(path))) and FUSED in facts["ops"]
+    runner, name = benchmarking.serve_runner(path, num_threads=1)
+    x = features(6)
+    np.testing.assert_allclose(
+        runner(**{name: x})["output"], model.predict(x, verbose=0), atol=1e-5
+    )
+    first, second = keras.Input((4,)), keras.Input((4,))
+    two = keras.Model([first, second], keras.layers.Add()([first, second]))
+    with pytest.raises(ValueError, match="`serve` signature with one input"):
+        benchmarking.serve_runner(to_litert(two, tmp_path / "two.tflite"))
+
+
+def test_binary_agreement_timed_map_and_token_agreement():
+    from rnn_keras.evaluation import benchmarking
+
+    figures = benchmarking.binary_agreement(
+        [0.9, 0.4, 0.6, 0.1], [0.8, 0.6, 0.6, 0.2], [1, 0, 0, 0]
+    )
+    assert figures == {
+        "accuracy": 0.75,  # 0.6 is wrong
+        "same_label_as_savedmodel": 0.75,  # 0.4 against the reference's 0.6
+        "max_abs_difference": pytest.approx(0.2),
+    }
+    with pytest.raises(ValueError, match="one probability, reference and label per input"):
+        benchmarking.binary_agreement([0.9], [0.8, 0.1], [1])
+    outputs, seconds = benchmarking.timed_map(lambda row: 2 * row, np.arange(6).reshape(3, 2))
+    np.testing.assert_array_equal(outputs, [[0, 2], [4, 6], [8, 10]])
+    assert seconds >= 0
+    with pytest.raises(ValueError, match="at least one row"):
+        benchmarking.timed_map(len, [])
+    ids = [np.array([4, 2]), np.array([3])]
+    assert (
+        benchmarking.token_agreement(
+            lambda text: [len(w) for w in text.split()], ["abcd ab", "abc"], ids
+        )
+        == 1.0
+    )
+    assert benchmarking.token_agreement(lambda text: [len(text)], ["abcd ab", "abc"], ids) == 0.5
+    with pytest.raises(ValueError, match="one id sequence per text"):
+        benchmarking.token_agreement(len, ["a"], ids)
+
+
+def test_batches_slice_arrays_and_dicts_alike_and_in_batches_concatenates():
+    from rnn_keras.evaluation import benchmarking
+
+    texts = np.array(["a", "b", "c", "d", "e"], dtype=object)
+    assert [list(b) for b in benchmarking.batches(texts, 2)] == [["a", "b"], ["c", "d"], ["e"]]
+    table = {"x": np.arange(5), "y": np.arange(5) * 10}
+    parts = list(benchmarking.batches(table, 3))
+    assert [list(p["y"]) for p in parts] == [[0, 10, 20], [30, 40]]
+    assert [list(p["x"]) for p in parts] == [[0, 1, 2], [3, 4]]
+    sums = benchmarking.in_batches(lambda p: p["x"] + p["y"], table, 2)
+    np.testing.assert_array_equal(sums, np.arange(5) * 11)
+    tensors = benchmarking.in_batches(lambda p: keras.ops.convert_to_tensor(p["x"] * 2), table, 3)
+    assert isinstance(tensors, np.ndarray) and list(tensors) == [0, 2, 4, 6, 8]
+    with pytest.raises(ValueError, match="the same number of rows"):
+        list(benchmarking.batches({"x": np.arange(3), "y": np.arange(4)}))
+    with pytest.raises(ValueError, match="`batch_size` must be a positive integer"):
+        list(benchmarking.batches(texts, 0))
+
+
+def test_unrolling_latency_times_the_loop_and_the_unrolled_file(tmp_path):
+    from rnn_keras.evaluation import benchmarking
+
+    path = tmp_path / "unroll.tflite"
+    row = benchmarking.unrolling_latency("GRU", 5, 2, path, units=4, features=3, num_threads=1)
+    assert list(row) == ["cell", "steps", "loop_us", "loop_kb", "unrolled_us", "unrolled_kb"]
+    assert (row["cell"], row["steps"]) == ("GRU", 5)
+    assert row["loop_us"] > 0 and row["unrolled_us"] > 0
+    assert row["unrolled_kb"] == path.stat().st_size / 1024  # the last file written
+    with pytest.raises(ValueError, match="`cell` must be 'GRU', 'SimpleRNN' or 'LSTM'"):
+        benchmarking.unrolling_latency("Dense", 5, 2, path)
+
+
 # --- integration: the committed files and the experiment -----------------------------------
 
 SAVED = REPO_ROOT / "saved_models"

@@ -86,6 +86,147 @@ def test_digit_strings_are_seeded_and_built_from_the_recordings(tiny_fsdd):
         spoken_digits.digit_strings(recordings, 1, seed=0, min_digits=3, max_digits=2)
 
 
+def test_load_recordings_keeps_the_first_repetitions(tiny_fsdd):
+    from rnn_keras.datasets import fsdd
+
+    everything = fsdd.load_recordings(tiny_fsdd)
+    first = fsdd.load_recordings(tiny_fsdd, max_repetitions=2)
+    assert len(first) == 2 * 3 * 2 and set(first.indices.tolist()) == {0, 1}
+    expected = everything.subset(everything.indices < 2)
+    for a, b in zip(first.waveforms, expected.waveforms, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first.speakers, expected.speakers)
+    with pytest.raises(ValueError, match="`max_repetitions` must be at least 1"):
+        fsdd.load_recordings(tiny_fsdd, max_repetitions=0)
+
+
+def synthetic_recordings(repetitions=12, speakers=("ann", "bob"), digits=(0, 3, 7)):
+    """`Recordings` without files: each clip a constant, so every clip can be recognised."""
+    rows = [(d, s, i) for s in speakers for d in digits for i in range(repetitions)]
+    waveforms = [np.full(100 + i, (d + 1) / 10 + i / 1000, "float32") for d, _, i in rows]
+    from rnn_keras.datasets import fsdd
+
+    return fsdd.Recordings(waveforms, *zip(*rows, strict=True))
+
+
+def test_train_validation_test_carves_validation_from_the_last_training_repetitions():
+    from rnn_keras.datasets.fsdd import train_validation_test
+
+    recordings = synthetic_recordings()
+    train, validation, test = train_validation_test(recordings)
+    assert set(test.indices.tolist()) == {0, 1, 2, 3, 4} and len(test) == 2 * 3 * 5
+    assert set(validation.indices.tolist()) == {7, 8, 9, 10, 11}  # the last 5 of 0-11
+    assert set(train.indices.tolist()) == {5, 6} and len(train) == 2 * 3 * 2
+    train, validation, test = train_validation_test(recordings, "ann", validation_repetitions=2)
+    assert set(test.speakers.tolist()) == {"ann"} and len(test) == 3 * 12
+    assert set(train.speakers.tolist()) == set(validation.speakers.tolist()) == {"bob"}
+    assert set(validation.indices.tolist()) == {10, 11} and set(train.indices.tolist()) == set(
+        range(10)
+    )
+    with pytest.raises(ValueError, match="`validation_repetitions` must be at least 1"):
+        train_validation_test(recordings, validation_repetitions=0)
+    with pytest.raises(ValueError, match="unknown speaker 'cid'"):
+        train_validation_test(recordings, "cid")
+
+
+def test_digit_words_and_the_digit_string_sets_of_a_held_out_speaker():
+    from rnn_keras.datasets import fsdd
+
+    assert fsdd.digit_words(np.array([3, 0, 9], "int32")) == ["three", "zero", "nine"]
+    assert fsdd.digit_words([]) == []
+    with pytest.raises(ValueError, match="expected digits 0-9. Received: \\[3, 10\\]"):
+        fsdd.digit_words([3, 10])
+    recordings = synthetic_recordings()
+    sets = fsdd.digit_string_sets(recordings, "ann", train_count=6, eval_count=3)
+    bob = recordings.subset(recordings.speakers == "bob")
+    train, validation, test = fsdd.train_validation_test(bob)
+    ann = recordings.subset(recordings.speakers == "ann")
+    expected = {
+        "train": fsdd.digit_strings(train, 6, seed=1),
+        "validation": fsdd.digit_strings(validation, 3, seed=2),
+        "test_seen": fsdd.digit_strings(test, 3, seed=3),
+        "test_unseen": fsdd.digit_strings(ann, 3, seed=4),
+    }
+    assert list(sets) == list(expected)
+    for name, (waveforms, digits) in expected.items():
+        assert len(sets[name][0]) == len(waveforms)
+        for got, want in zip(sets[name][0], waveforms, strict=True):
+            np.testing.assert_array_equal(got, want)
+        for got, want in zip(sets[name][1], digits, strict=True):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="unknown speaker 'cid'"):
+        fsdd.digit_string_sets(recordings, "cid", 1, 1)
+
+
+def test_baseline_accuracies_of_the_regression_and_of_dtw_on_splits(capsys, monkeypatch):
+    from rnn_keras.datasets.fsdd import train_validation_test
+    from rnn_keras.evaluation import speech_baselines
+
+    recordings = synthetic_recordings(repetitions=8)
+    train, validation, test = train_validation_test(recordings, "ann", validation_repetitions=2)
+    means = {
+        name: speech_baselines.mean_log_mel(list(split.waveforms))
+        for name, split in (("train", train), ("validation", validation), ("test", test))
+    }
+
+    def regression(train_x, train_y, val_x, val_y):
+        # A stand-in for the (slow) regression: fit on train, chosen on validation.
+        np.testing.assert_allclose(train_x, means["train"], atol=1e-5)
+        np.testing.assert_allclose(val_x, means["validation"], atol=1e-5)
+        np.testing.assert_array_equal(train_y, train.digits)
+        np.testing.assert_array_equal(val_y, validation.digits)
+
+        def predict(x):  # right on every other test clip
+            np.testing.assert_allclose(x, means["test"], atol=1e-5)
+            return np.where(np.arange(len(x)) % 2 == 0, test.digits, -1)
+
+        return predict, {"penalty": 1e-3, "val_accuracy": 1.0}
+
+    monkeypatch.setattr(speech_baselines, "logistic_regression", regression)
+    figures = speech_baselines.baseline_accuracies(train, validation, test, "ann", verbose=2)
+    assert "DTW 1-NN over 24 templates (ann)" in capsys.readouterr().out
+    assert figures["logistic_regression"] == 0.5  # 24 test clips, every other one right
+    assert figures["logistic_regression_penalty"] == 1e-3
+    templates = speech_baselines.clip_features(list(train.waveforms) + list(validation.waveforms))
+    nearest = speech_baselines.nearest_neighbour_dtw(
+        templates,
+        np.concatenate([train.digits, validation.digits]),
+        speech_baselines.clip_features(list(test.waveforms)),
+    )
+    assert figures["dtw_1nn"] == float((nearest == test.digits).mean())
+    assert figures["baseline_seconds"] > 0
+    speech_baselines.baseline_accuracies(train, validation, test)  # verbose=0: no line
+    assert "DTW" not in capsys.readouterr().out
+    with pytest.raises(ValueError, match="every split needs recordings"):
+        speech_baselines.baseline_accuracies(train, validation.subset([]), test)
+
+
+def test_saved_model_step_keeps_the_model_and_its_record_for_a_resumed_run(tmp_path):
+    import keras
+
+    from rnn_keras.training.fit import saved_model_step
+
+    def compute():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        return model, {"score": 0.5}
+
+    model, record = saved_model_step(tmp_path, "result_a", compute, "a.keras")
+    assert record == {"score": 0.5} and (tmp_path / "a.keras").exists()
+
+    def fail():
+        raise AssertionError("a finished step must not be computed again")
+
+    again, record_again = saved_model_step(tmp_path, "result_a", fail, "a.keras")
+    assert record_again == record and again is not model
+    for got, want in zip(again.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    _, first = saved_model_step(tmp_path, "result_b", compute)  # no model file: nothing kept
+    assert first == {"score": 0.5} and not (tmp_path / "b.keras").exists()
+    assert saved_model_step(tmp_path, "result_b", fail) == (None, first)
+    with pytest.raises(ValueError, match="`model_file` must end in .keras"):
+        saved_model_step(tmp_path, "result_c", compute, "c.h5")
+
+
 def test_the_whole_dataset_and_its_official_split(fsdd_dir):
     recordings = spoken_digits.load_recordings(fsdd_dir)
     assert len(recordings) == 3000

@@ -291,6 +291,83 @@ def test_load_multi30k_reads_the_official_files(multi30k_dir):
         load_multi30k("test", multi30k_dir)
 
 
+# -- scoring and pictures of experiments/translate.py --------------------------------------------
+
+
+def test_bleu_scores_tokenized_lowercased_and_cased_after_detokenizing():
+    from rnn_keras.models.translator import bleu_scores, tokenized_bleu
+
+    tokenized = ["a dog runs in the snow .", "two men play soccer on a field ."]
+    # translate() writes lowercase Moses tokens: detokenized and capitalised, they are the raw
+    # references exactly; lowercasing makes case irrelevant to the tokenized figure.
+    assert bleu_scores(tokenized, ENGLISH[:2], tokenized) == pytest.approx((100.0, 100.0))
+    assert tokenized_bleu(["A Dog runs in the SNOW .", tokenized[1]], tokenized) == pytest.approx(
+        100
+    )
+    wrong = ["a cat sleeps in the house .", tokenized[1]]
+    tokenized_score, cased = bleu_scores(wrong, ENGLISH[:2], tokenized)
+    assert 0 < tokenized_score < 100 and 0 < cased < 100
+    with pytest.raises(ValueError, match="one reference per hypothesis"):
+        bleu_scores(tokenized, ENGLISH[:3], tokenized)
+
+
+def test_bleu_by_length_scores_each_bucket_of_source_lengths_alone():
+    from rnn_keras.models.translator import bleu_by_length, length_bucket, tokenized_bleu
+
+    assert [length_bucket(n) for n in (0, 1, 10, 11, 15, 16, 20, 21, 99)] == [
+        None, "1-10", "1-10", "11-15", "11-15", "16-20", "16-20", "21+", "21+",
+    ]  # fmt: skip
+    sources = [" ".join(["wort"] * n) for n in (3, 12, 25, 7)]
+    references = [
+        "a dog runs in the snow .",
+        "two men play soccer on a field .",
+        "a woman with a red hat reads a book .",
+        "children play in the park .",
+    ]
+    hypotheses = [references[0], "two men play chess in a room .", references[2], "kids run ."]
+    by_length = bleu_by_length(hypotheses, sources, references)
+    assert list(by_length) == ["1-10", "11-15", "21+"]  # in bucket order; 16-20 is empty
+    assert by_length["1-10"] == (tokenized_bleu(hypotheses[::3], references[::3]), 2)
+    assert by_length["11-15"] == (tokenized_bleu(hypotheses[1:2], references[1:2]), 1)
+    assert by_length["21+"] == (pytest.approx(100.0), 1)
+    assert 0 < by_length["1-10"][0] < 100 and by_length["11-15"][0] < 100
+    with pytest.raises(ValueError, match="one reference per hypothesis"):
+        bleu_by_length(hypotheses, sources[:2], references)
+
+
+def test_decoding_grid_tries_greedy_then_each_beam_setting():
+    from rnn_keras.models.translator import decoding_grid
+
+    assert decoding_grid([3, 5], [0.6, 1.0]) == [
+        ("greedy", 1, 0.0),
+        ("beam 3, alpha 0.6", 3, 0.6),
+        ("beam 3, alpha 1", 3, 1.0),
+        ("beam 5, alpha 0.6", 5, 0.6),
+        ("beam 5, alpha 1", 5, 1.0),
+    ]
+    with pytest.raises(ValueError, match="`beam_size` must be a positive integer"):
+        decoding_grid([0], [0.6])
+    with pytest.raises(ValueError, match="`length_penalty_alpha` must be >= 0"):
+        decoding_grid([3], [-1.0])
+
+
+def test_plots_of_bleu_by_length_and_of_attention_maps(translator, tmp_path):
+    from rnn_keras.models.translator import plot_attention_maps, plot_bleu_by_length
+
+    by_length = {"attention": {"1-10": (30.0, 4), "21+": (10.0, 1)}, "none": {"1-10": (20.0, 4)}}
+    plot_bleu_by_length(by_length, tmp_path / "by_length.png", "BLEU by length")
+    assert (tmp_path / "by_length.png").stat().st_size > 5_000
+    maps = plot_attention_maps(translator, GERMAN[:2], tmp_path / "attention.png", beam_size=2)
+    assert (tmp_path / "attention.png").stat().st_size > 5_000
+    for sentence, drawn in zip(GERMAN[:2], maps, strict=True):
+        source, target, _ = translator.attention_map(sentence, 2, 100, 0.0)
+        assert drawn == {"source": source, "target": target}
+    with pytest.raises(ValueError, match="at least one sentence"):
+        plot_attention_maps(translator, [], tmp_path / "none.png")
+    with pytest.raises(ValueError, match="at least one model"):
+        plot_bleu_by_length({}, tmp_path / "none.png")
+
+
 # -- the experiment and the committed model -----------------------------------------------------
 
 SCRIPT = REPO_ROOT / "experiments" / "translate.py"

@@ -7,8 +7,11 @@ male), fifty repetitions of each digit each (Jakobovski et al.,
 * `load_recordings(data_dir)`: every recording, as float32 waveforms in [-1, 1].
 * `official_split`: the dataset's test split, indices 0-4 of every speaker and digit.
 * `speaker_split`: one speaker held out (the unseen-speaker condition).
+* `train_validation_test`: either split, with a validation set carved from its training
+  recordings (their last repetitions).
 * `digit_strings`: utterances of several digits, joined from recordings with short
-  silences and a little noise, seeded (speech-to-text with CTC).
+  silences and a little noise, seeded (speech-to-text with CTC); `digit_string_sets`:
+  training, validation and test strings, one speaker held out.
 """
 
 import re
@@ -23,11 +26,14 @@ __all__ = [
     "SAMPLE_RATE",
     "SPEAKERS",
     "Recordings",
+    "digit_string_sets",
     "digit_strings",
+    "digit_words",
     "load_recordings",
     "official_split",
     "read_wav",
     "speaker_split",
+    "train_validation_test",
 ]
 
 
@@ -100,18 +106,26 @@ def _recordings_folder(data_dir):
     return found[0]
 
 
-def load_recordings(data_dir=None):
+def load_recordings(data_dir=None, max_repetitions=None):
     """Every FSDD recording, sorted by file name, as `Recordings`.
 
     Reads `data_dir/recordings/*.wav` when it is there (an offline copy), else
     downloads the repository's archive with `keras.utils.get_file` (to
-    `data_dir`, or Keras's cache without it). Every file must be 8 kHz.
+    `data_dir`, or Keras's cache without it). Every file must be 8 kHz. With
+    `max_repetitions` N, only repetitions 0..N-1 of each speaker and digit are kept.
     """
+    if max_repetitions is not None and max_repetitions < 1:
+        raise ValueError(
+            "load_recordings: `max_repetitions` must be at least 1 (None: all). "
+            f"Received: max_repetitions={max_repetitions}"
+        )
     folder = _recordings_folder(data_dir)
     waveforms, digits, speakers, indices = [], [], [], []
     for path in sorted(folder.glob("*.wav")):
         match = _FILE_NAME.match(path.name)
         if match is None:
+            continue
+        if max_repetitions is not None and int(match[3]) >= max_repetitions:
             continue
         samples, rate = read_wav(path)
         if rate != SAMPLE_RATE:
@@ -143,6 +157,33 @@ def speaker_split(recordings, speaker):
         )
     test = recordings.speakers == speaker
     return ~test, test
+
+
+def train_validation_test(recordings, held_out=None, validation_repetitions=5):
+    """(train, validation, test) `Recordings`: the official split, or `held_out`'s recordings
+    as the test (`speaker_split`). Validation: the last `validation_repetitions` repetitions
+    present (of 0..max index) of the training speakers, taken out of training."""
+    if validation_repetitions < 1:
+        raise ValueError(
+            "train_validation_test: `validation_repetitions` must be at least 1. "
+            f"Received: validation_repetitions={validation_repetitions}"
+        )
+    if held_out is None:
+        train, test = official_split(recordings)
+    else:
+        train, test = speaker_split(recordings, held_out)
+    last = int(recordings.indices.max()) + 1
+    validation = train & (recordings.indices >= last - validation_repetitions)
+    train = train & ~validation
+    return recordings.subset(train), recordings.subset(validation), recordings.subset(test)
+
+
+def digit_words(digits):
+    """The word of each digit (0-9), e.g. `[3, 0]` -> `["three", "zero"]`."""
+    digits = np.asarray(digits)
+    if digits.size and not ((digits >= 0) & (digits <= 9)).all():
+        raise ValueError(f"digit_words: expected digits 0-9. Received: {digits.tolist()}")
+    return [DIGIT_WORDS[d] for d in digits.tolist()]
 
 
 def digit_strings(
@@ -187,3 +228,28 @@ def digit_strings(
         waveforms.append(np.clip(audio, -1.0, 1.0).astype("float32"))
         labels.append(recordings.digits[chosen].astype("int32"))
     return waveforms, labels
+
+
+def digit_string_sets(recordings, held_out, train_count, eval_count):
+    """Digit strings (`digit_strings`) for a model that never hears `held_out`:
+    `{"train", "validation", "test_seen", "test_unseen"}`, each (waveforms, digits).
+
+    The other speakers' recordings are split by `train_validation_test` (the
+    official split, validation carved from training): `train_count` training strings
+    from their training recordings, then `eval_count` strings from each of their
+    validation and test recordings and from `held_out`'s recordings, seeded 1 to 4.
+    """
+    speakers = sorted(set(recordings.speakers.tolist()))
+    if held_out not in speakers:
+        raise ValueError(
+            f"digit_string_sets: unknown speaker {held_out!r}. Expected one of {speakers}"
+        )
+    seen = recordings.subset(recordings.speakers != held_out)
+    unseen = recordings.subset(recordings.speakers == held_out)
+    train, validation, test = train_validation_test(seen)
+    return {
+        "train": digit_strings(train, train_count, seed=1),
+        "validation": digit_strings(validation, eval_count, seed=2),
+        "test_seen": digit_strings(test, eval_count, seed=3),
+        "test_unseen": digit_strings(unseen, eval_count, seed=4),
+    }

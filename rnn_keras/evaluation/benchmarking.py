@@ -26,6 +26,15 @@ takes 6 G H (I + H): G = 1 (simple RNN), 3 (GRU), 4 (LSTM) gives 6, 18 and 24
 H (I + H); inference a third of that. Measured against this machine's float32
 matmul throughput (`matmul_flops`), they say how near the layer runs to the
 hardware's peak.
+
+LiteRT files against what they were converted from (experiments/litert_export.py):
+the same figures (`binary_agreement`, `token_agreement`), their size and
+operators (`file_facts`), and their latency on LiteRT's interpreter
+(`serve_runner`, `median_call_seconds`, `timed_map`, `unrolling_latency`):
+
+    path = rnn_keras.export.to_litert(model, "model.tflite")
+    runner, name = benchmarking.serve_runner(path)
+    seconds = benchmarking.median_call_seconds(lambda: runner(**{name: x}), repeats=30)
 """
 
 import collections
@@ -33,21 +42,33 @@ import os
 import statistics
 import time
 
+import numpy as np
+
+from rnn_keras.utils.optional import import_module
 from rnn_keras.utils.timing import median_seconds
 
 __all__ = [
     "TRAIN_FLOPS_PER_UNIT",
     "Implementation",
+    "batches",
     "benchmark_model",
+    "binary_agreement",
+    "file_facts",
     "implementations",
+    "in_batches",
     "matmul_flops",
     "measure_throughput",
+    "median_call_seconds",
     "median_seconds",
     "random_batch",
     "recurrent_flops_per_token",
+    "serve_runner",
     "time_keras",
     "time_torch",
+    "timed_map",
+    "token_agreement",
     "torch_version",
+    "unrolling_latency",
 ]
 
 # 6 G: training FLOPs per token, unit and (input + state) width, G gate matmuls (module docstring).
@@ -331,3 +352,148 @@ def measure_throughput(
 
 def _batch_arguments(shape):
     return {key: shape[key] for key in ("batch", "time", "vocabulary", "per_step_output")}
+
+
+# --- LiteRT files: the same figures as their source, size, operators, latency ---------
+
+
+def median_call_seconds(call, repeats):
+    """Median seconds of one `call()` over `repeats` calls, after one untimed call."""
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(
+            f"median_call_seconds: `repeats` must be a positive integer. Received: {repeats!r}"
+        )
+
+    def run_calls(calls):
+        for _ in range(calls):
+            call()
+
+    return median_seconds(run_calls, steps=1, repeats=repeats, warmup_steps=1)
+
+
+def timed_map(function, rows):
+    """(`function` of each of `rows`, one call at a time, stacked; the seconds they took):
+    what an interpreter that serves one input at a time does with a test set."""
+    start = time.perf_counter()
+    outputs = [function(row) for row in rows]
+    seconds = time.perf_counter() - start
+    if not outputs:
+        raise ValueError("timed_map: expected at least one row. Received: none")
+    return np.stack(outputs), seconds
+
+
+def file_facts(path):
+    """`{"kb": its size in KiB, "ops": its distinct operators, sorted}` of a `.tflite` file."""
+    from rnn_keras.export.on_device import op_names
+
+    return {"kb": os.path.getsize(path) / 1024, "ops": sorted(set(op_names(path)))}
+
+
+def serve_runner(path, num_threads=None):
+    """(runner, input name): the `serve` signature of a `.tflite` file with one input, on
+    LiteRT's interpreter with `num_threads` threads (default: one per CPU core, as
+    TensorFlow runs a SavedModel)."""
+    litert = import_module("ai_edge_litert.interpreter", feature="serve_runner")
+
+    interpreter = litert.Interpreter(str(path), num_threads=num_threads or os.cpu_count())
+    runner = interpreter.get_signature_runner("serve")
+    names = list(runner.get_input_details())
+    if len(names) != 1:
+        raise ValueError(
+            f"serve_runner: expected a `serve` signature with one input. Received: inputs "
+            f"{names} in {path}"
+        )
+    return runner, names[0]
+
+
+def binary_agreement(probabilities, reference, labels):
+    """How a converted binary classifier agrees with the model it came from, both giving the
+    probability of class 1: `{"accuracy"` (against the 0/1 `labels`),
+    `"same_label_as_savedmodel"` (the fraction of inputs both put on the same side of 0.5),
+    `"max_abs_difference"}` (between the probabilities)."""
+    probabilities, reference, labels = (
+        np.asarray(x).reshape(-1) for x in (probabilities, reference, labels)
+    )
+    if not len(probabilities) == len(reference) == len(labels) > 0:
+        raise ValueError(
+            "binary_agreement: expected one probability, reference and label per input. "
+            f"Received: {len(probabilities)}, {len(reference)} and {len(labels)}"
+        )
+    predicted, expected = probabilities >= 0.5, reference >= 0.5
+    return {
+        "accuracy": float(np.mean(predicted == labels)),
+        "same_label_as_savedmodel": float(np.mean(predicted == expected)),
+        "max_abs_difference": float(np.max(np.abs(probabilities - reference))),
+    }
+
+
+def token_agreement(tokenize, texts, expected_ids):
+    """The fraction of `texts` that `tokenize(text)` turns into exactly their `expected_ids`
+    (e.g. an on-device tokenizer against the SavedModel's ids, padding removed)."""
+    if len(texts) != len(expected_ids) or not len(texts):
+        raise ValueError(
+            "token_agreement: expected one id sequence per text, and some texts. "
+            f"Received: {len(texts)} texts, {len(expected_ids)} id sequences"
+        )
+    same = [
+        np.array_equal(tokenize(text), ids) for text, ids in zip(texts, expected_ids, strict=True)
+    ]
+    return float(np.mean(same))
+
+
+def batches(inputs, batch_size=256):
+    """`inputs` (an array or list, or a dict of them sliced alike) in consecutive slices of at
+    most `batch_size` rows."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"batches: `batch_size` must be a positive integer. Received: {batch_size!r}"
+        )
+    if isinstance(inputs, dict):
+        sizes = {len(value) for value in inputs.values()}
+        if len(sizes) != 1:
+            raise ValueError(
+                "batches: every input of a dict needs the same number of rows. Received: "
+                f"{ {name: len(value) for name, value in inputs.items()} }"
+            )
+        (size,) = sizes
+        for start in range(0, size, batch_size):
+            yield {name: value[start : start + batch_size] for name, value in inputs.items()}
+        return
+    for start in range(0, len(inputs), batch_size):
+        yield inputs[start : start + batch_size]
+
+
+def in_batches(function, inputs, batch_size=256):
+    """`function` applied to `batches(inputs, batch_size)`, its outputs (arrays or tensors)
+    concatenated along the first axis as NumPy: a large set of inputs through a model, memory
+    bounded."""
+    return np.concatenate([np.asarray(function(batch)) for batch in batches(inputs, batch_size)])
+
+
+def unrolling_latency(cell, steps, repeats, path, units=64, features=8, num_threads=None):
+    """Interpreter latency of one rnn_keras layer `cell` ("GRU", "SimpleRNN", "LSTM") of
+    `units` units over `steps` steps of `features` features, batch 1, converted as LiteRT's
+    loop and unrolled (`to_litert(unroll=...)`, each file written to `path` in turn):
+    `{"cell", "steps", "loop_us", "loop_kb", "unrolled_us", "unrolled_kb"}`, the median
+    microseconds per call over `repeats` calls on zeros and the file's size in KiB."""
+    import keras
+
+    from rnn_keras import layers
+    from rnn_keras.export.litert import to_litert
+
+    if cell not in ("GRU", "SimpleRNN", "LSTM"):
+        raise ValueError(
+            "unrolling_latency: `cell` must be 'GRU', 'SimpleRNN' or 'LSTM'. "
+            f"Received: cell={cell!r}"
+        )
+    model = keras.Sequential([keras.Input((steps, features)), getattr(layers, cell)(units)])
+    zeros = np.zeros([1, steps, features], np.float32)
+    row = {"cell": cell, "steps": steps}
+    for unroll in (False, True):
+        converted = to_litert(model, path, unroll=unroll)
+        runner, name = serve_runner(converted, num_threads)
+        key = "unrolled" if unroll else "loop"
+        seconds = median_call_seconds(lambda r=runner, n=name: r(**{n: zeros}), repeats)
+        row[f"{key}_us"] = 1e6 * seconds
+        row[f"{key}_kb"] = os.path.getsize(converted) / 1024
+    return row

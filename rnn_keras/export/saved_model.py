@@ -17,7 +17,7 @@ nothing else. No optimizer state is written: only what an endpoint reads.
 
 import keras
 
-__all__ = ["export_task", "save_model", "write_saved_model"]
+__all__ = ["export_task", "save_model", "serve_strings", "write_saved_model"]
 
 
 def export_task(task, path, **options):
@@ -48,6 +48,21 @@ def write_saved_model(path, endpoints, tracked=()):
     for name, (function, signature) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(str(path), verbose=False)
+
+
+def serve_strings(path, texts, endpoint="serve"):
+    """A SavedModel's `endpoint` (one `tf.string [None]` input) on `texts`, as NumPy: what a
+    server without rnn_keras answers (`tf.saved_model.load`)."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))  # kept until the call returns: it owns the variables
+    serve = getattr(loaded, endpoint, None)
+    if serve is None:
+        raise ValueError(
+            f"serve_strings: {path} has no endpoint {endpoint!r}. Received signatures: "
+            f"{sorted(loaded.signatures)}"
+        )
+    return serve(tf.constant(list(texts), dtype=tf.string)).numpy()
 
 
 def outputs_as_float32(model, x):

@@ -104,6 +104,30 @@ class SequenceClassifier(_PooledTask):
         self.activation = activation
         self._set_preprocessor(preprocessor)
 
+    @classmethod
+    def from_preprocessor(cls, preprocessor, num_classes=2, *, backbone_args=None, **kwargs):
+        """A classifier of raw text on a new `RecurrentBackbone` sized to an adapted
+        `TextClassifierPreprocessor`'s vocabulary.
+
+        `backbone_args` are the backbone's other arguments (`cell`, `units`,
+        `num_layers`, `bidirectional`, `embedding_dim`, `dropout`, ...); `kwargs`
+        the classifier's (`pooling`, `dropout`, `activation`, `name`).
+        """
+        from rnn_keras.models.backbone import RecurrentBackbone
+
+        backbone_args = dict(backbone_args or {})
+        if "vocabulary_size" in backbone_args or not hasattr(preprocessor, "vocabulary_size"):
+            raise ValueError(
+                "SequenceClassifier.from_preprocessor: the vocabulary size comes from a text "
+                "preprocessor. Expected: a TextClassifierPreprocessor and no `vocabulary_size` "
+                f"in `backbone_args`. Received: {type(preprocessor).__name__}, "
+                f"backbone_args={backbone_args}"
+            )
+        backbone = RecurrentBackbone(
+            **backbone_args, vocabulary_size=preprocessor.vocabulary_size()
+        )
+        return cls(backbone, num_classes, preprocessor=preprocessor, **kwargs)
+
     def default_loss(self):
         """Binary cross-entropy for one output, sparse categorical cross-entropy for several
         (on logits when `activation` is None)."""

@@ -20,6 +20,7 @@ __all__ = [
     "TextEnsemble",
     "mixing_curve",
     "mixing_weight",
+    "mixture_figures",
     "plot_mixing_curve",
     "recurrent_member",
 ]
@@ -207,6 +208,21 @@ def mixing_curve(first, second, labels, step=0.05, weights=None):
 def mixing_weight(curve):
     """The weight of `mixing_curve`'s most accurate mixture; ties go to the lower log loss."""
     return max(curve, key=lambda point: (point["accuracy"], -point["loss"]))["weight"]
+
+
+def mixture_figures(first, second, labels, weights):
+    """The accuracy and log loss of named mixtures of two members (`mixing_curve` at each
+    weight): `weights` maps a name to the first member's weight, 1 for the first alone and 0
+    for the second alone. Returns `{"<name>_accuracy", "<name>_loss"}` for every name."""
+    figures = {}
+    for name, weight in weights.items():
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(
+                f"mixture_figures: each weight must be in [0, 1]. Received: {name}={weight}"
+            )
+        (point,) = mixing_curve(first, second, labels, weights=[weight])
+        figures |= {f"{name}_accuracy": point["accuracy"], f"{name}_loss": point["loss"]}
+    return figures
 
 
 def plot_mixing_curve(curve, path, first="first", second="second", chosen=None):

@@ -40,9 +40,23 @@ from rnn_keras.models.translator_preprocessor import (
 )
 from rnn_keras.utils.optional import import_module
 
-__all__ = ["Translator", "length_penalty", "plot_attention"]
+__all__ = [
+    "LENGTH_BUCKETS",
+    "Translator",
+    "bleu_by_length",
+    "bleu_scores",
+    "decoding_grid",
+    "length_bucket",
+    "length_penalty",
+    "plot_attention",
+    "plot_attention_maps",
+    "plot_bleu_by_length",
+    "tokenized_bleu",
+]
 
 _NEVER = -1e9  # the log-probability of a token that may not be produced
+# Source-length buckets (words, inclusive; None: no upper end) of `bleu_by_length`.
+LENGTH_BUCKETS = ((1, 10), (11, 15), (16, 20), (21, None))
 
 
 def length_penalty(lengths, alpha):
@@ -621,3 +635,140 @@ def plot_attention(source_words, target_words, weights, path=None, title=None, a
             figure.savefig(path, dpi=110)
             plt.close(figure)
     return ax
+
+
+def plot_attention_maps(
+    translator, sentences, path, beam_size=1, length_penalty_alpha=0.0, max_length=100, title=None
+):
+    """The attention heatmaps of `translator` translating each of `sentences`, side by side,
+    as a PNG at `path`; returns `[{"source": words, "target": words}]`, one per sentence."""
+    matplotlib = import_module("matplotlib", feature="plot_attention_maps")
+
+    if not sentences:
+        raise ValueError("plot_attention_maps: expected at least one sentence. Received: none")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    maps = [
+        translator.attention_map(s, beam_size, max_length, length_penalty_alpha) for s in sentences
+    ]
+    width = sum(1.2 + 0.42 * len(m[0]) for m in maps)
+    height = 1.5 + 0.32 * max(len(m[1]) for m in maps)
+    figure, axes = plt.subplots(1, len(maps), figsize=(width, height), squeeze=False)
+    for ax, (source, target, weights) in zip(axes[0], maps, strict=True):
+        plot_attention(source, target, weights, ax=ax)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return [{"source": m[0], "target": m[1]} for m in maps]
+
+
+# --- BLEU ----------------------------------------------------------------------------------
+
+
+def _check_corpus(function, hypotheses, *references):
+    if any(len(hypotheses) != len(r) for r in references):
+        raise ValueError(
+            f"{function}: expected one reference per hypothesis. Received: "
+            f"{len(hypotheses)} hypotheses, references {[len(r) for r in references]}"
+        )
+
+
+def tokenized_bleu(hypotheses, tokenized_references):
+    """Corpus BLEU of the hypotheses (Moses tokens joined by spaces, as `translate` writes them)
+    against Moses-tokenized references, both lowercased: the convention of Multi30K's
+    published figures (its `tok/` files)."""
+    sacrebleu = import_module("sacrebleu", feature="tokenized_bleu")
+
+    _check_corpus("tokenized_bleu", hypotheses, tokenized_references)
+    return sacrebleu.corpus_bleu(
+        list(hypotheses), [list(tokenized_references)], tokenize="none", lowercase=True, force=True
+    ).score  # force: tokenized on purpose (sacreBLEU would warn of "forgotten" detokenization)
+
+
+def bleu_scores(hypotheses, references, tokenized_references):
+    """(BLEU lowercased on the tokenized references (`tokenized_bleu`), sacreBLEU (13a, cased)
+    on the raw `references`), the hypotheses detokenized by sacremoses for the second, each
+    with its first letter capitalised."""
+    sacrebleu = import_module("sacrebleu", feature="bleu_scores")
+    sacremoses = import_module("sacremoses", feature="bleu_scores")
+
+    _check_corpus("bleu_scores", hypotheses, references, tokenized_references)
+    detokenizer = sacremoses.MosesDetokenizer(lang="en")
+    cased = []
+    for hypothesis in hypotheses:
+        text = detokenizer.detokenize(hypothesis.split())
+        cased.append(text[:1].upper() + text[1:])
+    raw = sacrebleu.corpus_bleu(cased, [list(references)]).score
+    return tokenized_bleu(hypotheses, tokenized_references), raw
+
+
+def length_bucket(words, buckets=LENGTH_BUCKETS):
+    """The label ("1-10", "21+") of the bucket of `buckets` that holds `words`, else None."""
+    for low, high in buckets:
+        if words >= low and (high is None or words <= high):
+            return f"{low}-{high}" if high else f"{low}+"
+    return None
+
+
+def bleu_by_length(hypotheses, sources, tokenized_references, buckets=LENGTH_BUCKETS):
+    """`tokenized_bleu` of each source-length bucket (source words, split at whitespace):
+    `{bucket label: (BLEU, sentences)}`, in the order of `buckets`, empty buckets left out."""
+    _check_corpus("bleu_by_length", hypotheses, sources, tokenized_references)
+    rows = {}
+    for i, source in enumerate(sources):
+        rows.setdefault(length_bucket(len(source.split()), buckets), []).append(i)
+    by_length = {}
+    for bucket in [length_bucket(low, buckets) for low, _ in buckets]:
+        if rows.get(bucket):
+            chosen = rows[bucket]
+            score = tokenized_bleu(
+                [hypotheses[i] for i in chosen], [tokenized_references[i] for i in chosen]
+            )
+            by_length[bucket] = (score, len(chosen))
+    return by_length
+
+
+def plot_bleu_by_length(by_length, path, title=None):
+    """Bars of `bleu_by_length`'s BLEU per bucket for each model of `by_length` (`{model name:
+    bleu_by_length(...)}`, the buckets and counts of the first), as a PNG at `path`."""
+    matplotlib = import_module("matplotlib", feature="plot_bleu_by_length")
+
+    if not by_length:
+        raise ValueError("plot_bleu_by_length: expected at least one model. Received: none")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(by_length)
+    buckets = list(by_length[names[0]])
+    figure, ax = plt.subplots(figsize=(6.4, 3.8))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        values = [by_length[name].get(b, (0.0, 0))[0] for b in buckets]
+        ax.bar(np.arange(len(buckets)) + i * width, values, width, label=name)
+    counts = [by_length[names[0]][b][1] for b in buckets]
+    ax.set_xticks(
+        np.arange(len(buckets)) + width * (len(names) - 1) / 2,
+        [f"{b} words\n({n} sentences)" for b, n in zip(buckets, counts, strict=True)],
+    )
+    ax.set_ylabel("BLEU (lowercased, tokenized)")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def decoding_grid(beam_sizes, length_penalties):
+    """`(name, beam_size, alpha)` of greedy, then of beam search with each beam size and
+    length-penalty alpha: the decodings to choose from on validation."""
+    tried = [("greedy", 1, 0.0)]
+    for size in beam_sizes:
+        for alpha in length_penalties:
+            _check_search(size, 1, alpha)
+            tried.append((f"beam {size}, alpha {alpha:g}", size, float(alpha)))
+    return tried

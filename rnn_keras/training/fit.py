@@ -29,6 +29,7 @@ __all__ = [
     "machine_info",
     "plot_history",
     "resumable_fit",
+    "saved_model_step",
     "saved_step",
     "write_json",
 ]
@@ -256,6 +257,41 @@ def saved_step(run_dir, name, load, compute, save):
     save()
     write_json(record_path, record)
     return record
+
+
+def saved_model_step(run_dir, name, compute, model_file=None):
+    """`saved_step` for a step that also makes a model: `compute() -> (model, record)`.
+
+    The record is `run_dir/<name>.json`; with `model_file` (a `.keras` name in
+    `run_dir`), the model is saved there without optimizer state and a resumed
+    run loads it (uncompiled) instead of computing again. Returns `(model, record)`,
+    the model None in a resumed run without `model_file`.
+    """
+    import keras
+
+    from rnn_keras.export.saved_model import save_model
+
+    if model_file is not None and not str(model_file).endswith(".keras"):
+        raise ValueError(
+            f"saved_model_step: `model_file` must end in .keras. Received: {model_file!r}"
+        )
+    path = Path(run_dir) / model_file if model_file else None
+    done = {}
+
+    def run():
+        done["model"], record = compute()
+        return record
+
+    def save():
+        if path is not None:
+            save_model(done["model"], path)
+
+    def load():
+        if path is not None:
+            done["model"] = keras.saving.load_model(path, compile=False)
+
+    record = saved_step(run_dir, name, load, run, save)
+    return done.get("model"), record
 
 
 def history_dict(history):

@@ -2,7 +2,7 @@
 language-model pretraining, each a step of a run that a killed run does not redo.
 
 The IMDB model (experiments/imdb.py) is trained as Tang et al. (2019) distil a
-teacher into a small recurrent student:
+teacher into a small recurrent student (`compile_binary_classifier`):
 
     teacher, record = recipes.ngram_teacher(labelled, validation, run_dir=run)   # NB-SVM
     texts, labels, _ = recipes.pseudo_labels(teacher_scores, unlabelled, run_dir=run)
@@ -10,7 +10,9 @@ teacher into a small recurrent student:
                                                   run_dir=run)
 
 then the student (a `SequenceClassifier`) fits the labelled reviews, the
-teacher's probabilities on the unlabelled ones and on random variants of both.
+teacher's probabilities on the unlabelled ones and on random variants of both;
+`ensemble_with_teacher` serves the two mixed, the student's weight chosen on
+validation, and `ensemble_test` measures the student, the teacher and the mixture.
 Every step records itself in `run_dir` (`rnn_keras.training.saved_step`), so a
 run killed and started again skips what it had finished.
 """
@@ -24,7 +26,10 @@ import numpy as np
 from rnn_keras.training.fit import history_dict, resumable_fit, saved_step
 
 __all__ = [
+    "compile_binary_classifier",
     "distillation_data",
+    "ensemble_test",
+    "ensemble_with_teacher",
     "labelled_variants",
     "ngram_classifier",
     "ngram_teacher",
@@ -34,6 +39,7 @@ __all__ = [
     "pretrain_language_model",
     "pseudo_labels",
     "self_training_data",
+    "student_and_teacher_scores",
     "text_batches",
     "text_variants",
     "train_ngram_classifier",
@@ -362,6 +368,97 @@ def optimizer(learning_rate=1e-3, *, clipnorm=1.0, weight_decay=0.0, decay_steps
             learning_rate, weight_decay=weight_decay, global_clipnorm=clipnorm
         )
     return keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm)
+
+
+def compile_binary_classifier(
+    classifier, learning_rate=1e-3, *, clipnorm=1.0, weight_decay=0.0, decay_steps=None
+):
+    """Compiles a classifier of one sigmoid output as the IMDB student is: `optimizer(...)`
+    (these arguments are its), binary cross-entropy, and an accuracy that counts a soft label
+    as the class it leans to (`rounded_binary_accuracy`); no XLA, which makes the recurrent
+    loop slower on a CPU (measured). Compiles in the strategy scope the model was built in.
+    Returns the classifier."""
+    import keras
+
+    from rnn_keras.training.monitoring import rounded_binary_accuracy
+
+    with classifier.distribute_strategy.scope():
+        classifier.compile(
+            optimizer=optimizer(
+                learning_rate, clipnorm=clipnorm, weight_decay=weight_decay, decay_steps=decay_steps
+            ),
+            loss=keras.losses.BinaryCrossentropy(),
+            metrics=[keras.metrics.MeanMetricWrapper(rounded_binary_accuracy, name="accuracy")],
+            jit_compile=False,
+        )
+    return classifier
+
+
+def student_and_teacher_scores(student, teacher, texts, batch_size=64):
+    """The student's and the teacher's probabilities for `texts`: the student (a classifier
+    with a `TextClassifierPreprocessor`) through length-bucketed batches (`score_texts`;
+    `TextEnsemble.member_probabilities` pads each batch to its longest review, about 3x the
+    recurrent steps on IMDB), the raw-text teacher through `predict_texts`."""
+    from rnn_keras.datasets.text_batches import score_texts
+
+    if not len(texts):
+        raise ValueError("student_and_teacher_scores: expected at least one text. Received: none")
+    scores = score_texts(student, student.preprocessor.tokenizer, texts, batch_size)
+    return scores, predict_texts(teacher, texts)
+
+
+def ensemble_with_teacher(student, teacher, validation, batch_size=64, plot_path=None, name="imdb"):
+    """(the `TextEnsemble` of the student and its n-gram teacher, the record): the student's
+    weight is the most accurate on `validation` = (texts, labels) (`mixing_curve`,
+    `mixing_weight`), the curve drawn to `plot_path` when given. The teacher is renamed
+    "ngram_teacher" (the ensemble's member). The record: `{"student_weight",
+    "validation_accuracy", "validation_curve"}`."""
+    from rnn_keras.models.text_ensemble import (
+        TextEnsemble,
+        mixing_curve,
+        mixing_weight,
+        plot_mixing_curve,
+    )
+
+    texts, labels = validation
+    labels = np.asarray(labels)
+    first, second = student_and_teacher_scores(student, teacher, texts, batch_size)
+    curve = mixing_curve(first, second, labels)
+    weight = mixing_weight(curve)
+    if plot_path is not None:
+        plot_mixing_curve(
+            curve, plot_path, "the recurrent student", "its n-gram teacher", chosen=weight
+        )
+    teacher.name = "ngram_teacher"
+    served = TextEnsemble([student, teacher], [weight, 1 - weight], name=name)
+    chosen = next(point for point in curve if point["weight"] == weight)
+    print(
+        f"ensemble: the student's weight {weight:.2f}, validation accuracy "
+        f"{chosen['accuracy']:.4f} (student {np.mean((first >= 0.5) == labels):.4f}, "
+        f"teacher {np.mean((second >= 0.5) == labels):.4f})"
+    )
+    return served, {
+        "student_weight": weight,
+        "validation_accuracy": chosen["accuracy"],
+        "validation_curve": curve,
+    }
+
+
+def ensemble_test(student, teacher, student_weight, test, batch_size=64):
+    """The accuracy and loss on `test` = (texts, labels) of the student, the teacher and their
+    mixture with `student_weight` (`mixture_figures`): `{"student_accuracy", "student_loss",
+    "teacher_accuracy", ..., "ensemble_loss"}`."""
+    from rnn_keras.models.text_ensemble import mixture_figures
+
+    texts, labels = test
+    first, second = student_and_teacher_scores(student, teacher, texts, batch_size)
+    weights = {"student": 1.0, "teacher": 0.0, "ensemble": student_weight}
+    figures = mixture_figures(first, second, np.asarray(labels), weights)
+    print(
+        "test accuracy: student {student_accuracy:.4f}, teacher {teacher_accuracy:.4f}, "
+        "ensemble {ensemble_accuracy:.4f}".format(**figures)
+    )
+    return figures
 
 
 def text_variants(texts, copies, seed, min_fraction=0.5, mask_rate=0.1, mask="xxmask"):
