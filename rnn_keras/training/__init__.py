@@ -6,6 +6,7 @@ recipes.py      n-gram teachers, pseudo-labels, distillation, LM pretraining
 monitoring.py   GradientNormMonitor, GradientNorm, rounded_binary_accuracy
 """
 
+from rnn_keras.training import distribute, fit, monitoring, recipes
 from rnn_keras.training.fit import (
     TimeBudget,
     atomic_replace,
@@ -18,6 +19,10 @@ from rnn_keras.training.fit import (
 )
 
 __all__ = [
+    "distribute",
+    "fit",
+    "monitoring",
+    "recipes",
     "TimeBudget",
     "atomic_replace",
     "history_dict",
