@@ -533,34 +533,6 @@ SAVED_MODELS = Path(__file__).resolve().parents[1] / "saved_models"
 
 
 @pytest.mark.integration
-def test_quick_run_measures_three_tasks_and_exports(tmp_path, fsdd_dir):
-    from tests.helpers import run_quick, run_without_rnn_keras
-
-    flags = ["--data-dir", fsdd_dir] if fsdd_dir else []
-    metrics = run_quick(SCRIPT, tmp_path, *flags, timeout=900)
-    results = metrics["results"]
-    official = results["official"]
-    for key in ("test_accuracy", "logistic_regression", "dtw_1nn"):
-        assert 0 <= official[key] <= 1
-    assert official["dtw_1nn"] > 0.5  # the baseline needs no training: it works on the tiny run
-    assert np.array(official["confusion"]).sum() == 300
-    assert set(results["unseen"]["folds"]) == {"george", "theo"}
-    for name in ("test_seen_greedy", "test_unseen_beam"):
-        assert results["strings"][name]["sequences"] == 10
-    assert metrics["train_minutes"] > 0 and metrics["machine"]["cpu"]
-    for picture in ("confusion_official.png", "transcription_test_seen.png"):
-        assert (tmp_path / picture).stat().st_size > 10_000
-    code = (
-        "import numpy as np, tensorflow as tf\n"
-        "m = tf.saved_model.load(request)\n"
-        "response = m.transcribe(np.zeros([1, 800], 'float32'), np.array([800], 'int32'))"
-        ".numpy().shape[0]"
-    )
-    for name in ("speech_digits", "speech_digit_strings"):
-        assert run_without_rnn_keras(code, str(tmp_path / "export" / name), cwd=tmp_path) == 1
-
-
-@pytest.mark.integration
 def test_committed_models_transcribe_as_their_model_card(fsdd_dir):
     """saved_models/speech_digits: the official test split transcribed by the SavedModel in a
     fresh process without rnn_keras, the .keras file agreeing, accuracy as in the card."""
@@ -601,16 +573,18 @@ def test_committed_models_transcribe_as_their_model_card(fsdd_dir):
 
 
 @pytest.mark.integration
-def test_a_killed_run_resumes_its_phase_and_keeps_the_finished_ones(tmp_path, fsdd_dir):
-    """SIGKILL during the official model's second epoch: the rerun resumes that fit at epoch 2,
-    its record holds both epochs; a second rerun reloads every finished phase."""
+def test_quick_run_killed_resumed_measures_three_tasks_and_exports(tmp_path, fsdd_dir):
+    """`speech.py --quick` end to end, SIGKILLed during the official model's second epoch on
+    the way: the rerun resumes that fit at epoch 2 (its record holds both epochs) and measures
+    the three tasks and exports; a second rerun reloads every finished phase. (One run for
+    what were two tests: the quick run, and the killed run with one fold.)"""
     import json
 
-    from tests.helpers import kill_after_first_epoch, start_quick
+    from tests.helpers import kill_after_first_epoch, run_without_rnn_keras, start_quick
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    flags = [*(["--data-dir", fsdd_dir] if fsdd_dir else []), "--epochs", "2", "--folds", "theo"]
+    flags = ["--data-dir", fsdd_dir] if fsdd_dir else []
     logs = [tmp_path / f"{name}.log" for name in ("killed", "resumed", "again")]
     killed = start_quick(SCRIPT, run_dir, *flags, log=logs[0])
     kill_after_first_epoch([killed], run_dir / "backup_official")
@@ -623,14 +597,35 @@ def test_a_killed_run_resumes_its_phase_and_keeps_the_finished_ones(tmp_path, fs
     record = json.loads((run_dir / "history_official.json").read_text())
     assert record["seconds"][0] == before["seconds"][0] < record["seconds"][1]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["results"]["official"]["history"]["loss"] == record["history"]["loss"]
+    results = metrics["results"]
+    official = results["official"]
+    assert official["history"]["loss"] == record["history"]["loss"]
+    for key in ("test_accuracy", "logistic_regression", "dtw_1nn"):
+        assert 0 <= official[key] <= 1
+    assert official["dtw_1nn"] > 0.5  # the baseline needs no training: it works on the tiny run
+    assert np.array(official["confusion"]).sum() == 300
+    assert set(results["unseen"]["folds"]) == {"george", "theo"}
+    for name in ("test_seen_greedy", "test_unseen_beam"):
+        assert results["strings"][name]["sequences"] == 10
+    assert metrics["train_minutes"] > 0 and metrics["machine"]["cpu"]
+    for picture in ("confusion_official.png", "transcription_test_seen.png"):
+        assert (run_dir / picture).stat().st_size > 10_000
+    code = (
+        "import numpy as np, tensorflow as tf\n"
+        "m = tf.saved_model.load(request)\n"
+        "response = m.transcribe(np.zeros([1, 800], 'float32'), np.array([800], 'int32'))"
+        ".numpy().shape[0]"
+    )
+    for name in ("speech_digits", "speech_digit_strings"):
+        assert run_without_rnn_keras(code, str(run_dir / "export" / name), cwd=run_dir) == 1
+
     again = start_quick(SCRIPT, run_dir, *flags, log=logs[2])
     assert again.wait(timeout=900) == 0, logs[2].read_text()[-4000:]
     output = logs[2].read_text()
     assert "Epoch 1/" not in output  # nothing trained again
-    for phase in ("official", "unseen_theo", "strings"):
+    for phase in ("official", "unseen_george", "unseen_theo", "strings"):
         assert f"result_{phase}: resumed from" in output
-    assert json.loads((run_dir / "metrics.json").read_text())["results"] == metrics["results"]
+    assert json.loads((run_dir / "metrics.json").read_text())["results"] == results
 
 
 def test_python_api_refuses_bad_clips_with_clear_errors():
