@@ -13,7 +13,19 @@ def run_backend_checks(backend):
     """Runs tests/backend_checks.py in a fresh process on `backend`; returns its stdout."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "backend_checks.py"],
+        # -n 0: eight quick checks run in this one process (two xdist workers would each
+        # import TensorFlow and JAX for them).
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+            "backend_checks.py",
+        ],
         cwd=REPO_ROOT / "tests",
         env=env,
         capture_output=True,

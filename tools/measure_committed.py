@@ -3,7 +3,8 @@
 
     python tools/measure_committed.py --tfds-dir ../shared/data/tensorflow_datasets \
         --fsdd-dir ../shared/data/fsdd --jsb-dir ../shared/data/jsb_chorales \
-        --multi30k-dir ../shared/data/multi30k [--only imdb char_rnn ...]
+        --multi30k-dir ../shared/data/multi30k --pm25-dir ../shared/data/beijing_pm25 \
+        [--only imdb char_rnn ...]
 
 Writes nothing; prints each figure beside the one its report gives.
 """
@@ -58,6 +59,24 @@ def char_rnn(args):
     return figures
 
 
+def pm25(args):
+    import sys
+
+    from rnn_keras.evaluation.forecast_baselines import horizon_errors
+
+    sys.path.insert(0, str(REPO_ROOT / "experiments"))
+    import timeseries  # the experiment's own windows of the 2014 test year
+
+    model = load("pm25")
+    table = timeseries.read_table(None, args.pm25_dir)
+    _, inputs, targets = timeseries.windows_of(table, "test")
+    forecasts = []
+    for start in range(0, len(targets), 512):
+        part = {name: tf.constant(values[start : start + 512]) for name, values in inputs.items()}
+        forecasts.append(model.serve(**part).numpy())
+    return {"test mean MAE (2014)": horizon_errors(np.concatenate(forecasts), targets)["mean_mae"]}
+
+
 def chorales(args):
     from rnn_keras.datasets.chorales import load_chorales
 
@@ -104,6 +123,7 @@ def translate_de_en(args):
 MEASURES = {
     "imdb": imdb,
     "char_rnn": char_rnn,
+    "pm25": pm25,
     "chorales": chorales,
     "speech_digits": speech_digits,
     "translate_de_en": translate_de_en,
@@ -115,6 +135,7 @@ def main(argv=None):
     parser.add_argument("--tfds-dir")
     parser.add_argument("--fsdd-dir")
     parser.add_argument("--jsb-dir")
+    parser.add_argument("--pm25-dir")
     parser.add_argument("--multi30k-dir")
     parser.add_argument("--only", nargs="*", choices=sorted(MEASURES), default=None)
     args = parser.parse_args(argv)
