@@ -18,26 +18,6 @@ SHARED_PM25_CSV = (
 )
 
 
-# The integration tier's longest files first: `--dist loadfile` hands files to the two workers
-# in collection order, so a long file collected last would leave one worker idle at the end.
-LONGEST_FIRST = (
-    "test_speech.py",
-    "test_imdb.py",
-    "test_distribute.py",
-    "test_notebooks.py",
-    "test_char_text.py",
-    "test_readme.py",
-    "test_music.py",
-    "test_translation.py",
-    "test_resume.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
-
-
 @pytest.fixture(scope="session")
 def tfds_data_dir():
     """The tfds data dir: $TFDS_DATA_DIR, else ../shared's prepared copy, else tfds's default."""
