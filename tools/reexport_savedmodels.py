@@ -15,10 +15,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-import rnn_keras
+import rnn_keras  # noqa: F401 (registers the classes the .keras files name)
 from rnn_keras.training import atomic_replace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -100,8 +101,7 @@ def variables_bytes(path):
 
 def reexport(folder, name):
     old_path, keras_path = folder / name, folder / f"{name}.keras"
-    model = rnn_keras.models.Task  # noqa: F841 (registered classes are imported)
-    model = __import__("keras").saving.load_model(keras_path, compile=False)
+    model = keras.saving.load_model(keras_path, compile=False)
     options = translate_options() if name == "translate_de_en" else {}
     with tempfile.TemporaryDirectory() as tmp:
         new_path = Path(tmp) / name

@@ -66,10 +66,3 @@ class DropoutMasks:
         """Forget both masks: the next step draws new ones (a new sequence)."""
         self._dropout_mask = None
         self._recurrent_dropout_mask = None
-
-    # Keras's names for the two halves of `reset_dropout_masks`.
-    def reset_dropout_mask(self):
-        self._dropout_mask = None
-
-    def reset_recurrent_dropout_mask(self):
-        self._recurrent_dropout_mask = None
